@@ -20,3 +20,8 @@ pub(crate) fn error(err: &anyhow::Error) {
     // Errors writing an error have nowhere left to go.
     let _ = writeln!(io::stderr().lock(), "error: {err:#}");
 }
+
+/// Writes a line of human-readable progress or outcome to stderr (stdout is for data).
+pub(crate) fn info(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}

@@ -1,28 +1,11 @@
-//! End-to-end tests of the `rampart` binary.
-
-// Test helpers outside #[test] functions: a panic is the failure report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `rampart --help`, `--version` and `rampart sbom`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-fn rampart(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(args)
-        .output()
-        .expect("run rampart")
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn require_interop() -> bool {
-    std::env::var_os("RAMPART_REQUIRE_INTEROP").is_some_and(|v| v == "1")
-}
+use crate::{rampart, tool_available, workspace_root};
 
 fn sbom() -> Value {
     let out = rampart(&["sbom"]);
@@ -218,18 +201,11 @@ if err is not None:
     print(err)
     sys.exit(1)
 "#;
-    let probe = Command::new("python3")
-        .args(["-c", "import cyclonedx.validation.json"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        assert!(
-            !require_interop(),
-            "python3 with cyclonedx-python-lib[json-validation] is required (RAMPART_REQUIRE_INTEROP=1)"
-        );
-        #[allow(clippy::disallowed_macros)]
-        {
-            eprintln!("SKIPPED: cyclonedx-python-lib not installed");
-        }
+    if !tool_available(
+        "python3 with cyclonedx-python-lib[json-validation]",
+        "python3",
+        &["-c", "import cyclonedx.validation.json"],
+    ) {
         return;
     }
     let validate = |json: &str| {
