@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use rampart_sign::{
-    Bundle, ChainTime, PublicKey, SignOptions, SigningKey, Trust, TrustRoots, VerifyOptions,
+    Bundle, ChainTime, PublicKey, SignOptions, SigningKey, Trust, TrustConfig, TrustRoots,
+    VerifyOptions,
 };
 
 use crate::output;
@@ -43,17 +44,45 @@ pub(crate) struct SignArgs {
 
 /// Arguments of `rampart verify`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("trust").required(true).args(["key", "certificate_chain"])))]
+#[command(group(
+    clap::ArgGroup::new("trust")
+        .required(true)
+        .args(["key", "certificate_chain", "sigstore"])
+))]
 pub(crate) struct VerifyArgs {
     /// The model: a directory, or a single file.
     model: PathBuf,
     /// Key method: the signer's ECDSA public key, PEM (SubjectPublicKeyInfo).
     #[arg(long, visible_alias = "public-key", alias = "public_key")]
     key: Option<PathBuf>,
-    /// Certificate method: trusted root certificates, PEM. The bundle's chain must lead to one of
-    /// them and be valid now.
+    /// Certificate method: trusted certificates, PEM; repeat for several files. Every
+    /// certificate given is a trust anchor; the bundle's chain must lead to one of them and be
+    /// valid now.
     #[arg(long, alias = "certificate_chain")]
-    certificate_chain: Option<PathBuf>,
+    certificate_chain: Vec<PathBuf>,
+    /// Keyless (Sigstore) method, offline: the bundle's Fulcio certificate must chain to a
+    /// certificate authority of --trust-config at the Rekor entry's integrated time, the entry
+    /// must be signed by a log listed there, and the certificate must name --identity and
+    /// --issuer.
+    #[arg(long, requires_all = ["identity", "issuer", "trust_config"])]
+    sigstore: bool,
+    /// Keyless: the signer identity the certificate must name (subject alternative name, e.g. an
+    /// e-mail address or a workflow URI).
+    #[arg(long, requires = "sigstore")]
+    identity: Option<String>,
+    /// Keyless: the OIDC issuer the certificate must name (Fulcio issuer extension).
+    #[arg(
+        long,
+        alias = "identity_provider",
+        alias = "identity-provider",
+        requires = "sigstore"
+    )]
+    issuer: Option<String>,
+    /// Keyless: the pinned Sigstore trust configuration (ClientTrustConfig or TrustedRoot JSON)
+    /// holding the trusted certificate authorities and transparency-log keys. Nothing is
+    /// fetched from the network.
+    #[arg(long, alias = "trust_config", requires = "sigstore")]
+    trust_config: Option<PathBuf>,
     /// The signature (a Sigstore bundle).
     #[arg(long, default_value = rampart_sign::DEFAULT_SIGNATURE_NAME)]
     signature: PathBuf,
@@ -157,7 +186,20 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<ExitCode> {
 }
 
 fn verify_inner(args: &VerifyArgs) -> Result<String> {
-    let trust = match (&args.key, &args.certificate_chain) {
+    let trust = match (&args.key, args.certificate_chain.as_slice()) {
+        _ if args.sigstore => {
+            let (Some(identity), Some(issuer), Some(config)) =
+                (&args.identity, &args.issuer, &args.trust_config)
+            else {
+                anyhow::bail!("--sigstore needs --identity, --issuer and --trust-config");
+            };
+            Trust::Sigstore {
+                config: TrustConfig::read(config)
+                    .with_context(|| format!("loading trust configuration {}", config.display()))?,
+                identity: identity.clone(),
+                issuer: issuer.clone(),
+            }
+        }
         (Some(key), _) => {
             let pem = read(key, "public key")?;
             let pem = std::str::from_utf8(&pem).context("the public key is not PEM text")?;
@@ -166,12 +208,21 @@ fn verify_inner(args: &VerifyArgs) -> Result<String> {
                     .with_context(|| format!("loading public key {}", key.display()))?,
             )
         }
-        (None, Some(roots)) => Trust::Certificates {
-            roots: TrustRoots::from_pem(&read(roots, "certificate chain")?)
-                .with_context(|| format!("loading trusted roots {}", roots.display()))?,
-            time: ChainTime::Now,
-        },
-        (None, None) => anyhow::bail!("give --key or --certificate-chain"),
+        (None, [first, rest @ ..]) => {
+            let load = |p: &PathBuf| -> Result<Vec<u8>> { read(p, "certificate chain") };
+            let mut roots = TrustRoots::from_pem(&load(first)?)
+                .with_context(|| format!("loading trusted roots {}", first.display()))?;
+            for p in rest {
+                roots
+                    .add_pem(&load(p)?)
+                    .with_context(|| format!("loading trusted roots {}", p.display()))?;
+            }
+            Trust::Certificates {
+                roots,
+                time: ChainTime::Now,
+            }
+        }
+        (None, []) => anyhow::bail!("give --key, --certificate-chain or --sigstore"),
     };
     let bundle = Bundle::read(&args.signature)
         .with_context(|| format!("reading signature {}", args.signature.display()))?;

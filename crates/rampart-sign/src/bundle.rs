@@ -13,6 +13,7 @@ use base64ct::{Base64, Encoding as _};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::sigstore::TlogEntryJson;
 use crate::statement::PAYLOAD_TYPE;
 
 /// The only media type accepted and written.
@@ -42,7 +43,7 @@ struct VerificationMaterialJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     certificate: Option<CertJson>,
     #[serde(default)]
-    tlog_entries: Vec<serde_json::Value>,
+    tlog_entries: Vec<TlogEntryJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timestamp_verification_data: Option<serde_json::Value>,
 }
@@ -83,8 +84,9 @@ struct EnvelopeJson {
 #[serde(deny_unknown_fields)]
 struct SignatureJson {
     sig: String,
+    /// Written as `""`; older `model_signing` releases wrote `null`.
     #[serde(default)]
-    keyid: String,
+    keyid: Option<String>,
 }
 
 /// What the bundle offers to check the signature with.
@@ -111,7 +113,17 @@ pub struct Bundle {
     pub payload: Vec<u8>,
     /// `signatures[0].sig`, base64-decoded (DER ECDSA). Only the first signature is used.
     pub signature: Vec<u8>,
+    /// Number of signatures in the DSSE envelope (only the first is verified; a keyless log
+    /// entry must record exactly the same list).
+    pub signature_count: usize,
+    /// Transparency-log entries (Rekor), present in keyless (Sigstore) bundles.
+    pub tlog_entries: Vec<TlogEntry>,
 }
+
+/// A transparency-log (Rekor) entry from `verificationMaterial.tlogEntries`, checked only by
+/// keyless verification ([`crate::Trust::Sigstore`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlogEntry(pub(crate) TlogEntryJson);
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>> {
     Base64::decode_vec(s)
@@ -179,9 +191,11 @@ impl Bundle {
             .ok_or_else(|| Error::MalformedBundle("dsseEnvelope has no signatures".to_owned()))?;
         Ok(Self {
             material,
-            payload_type: env.payload_type,
+            payload_type: env.payload_type.clone(),
             payload: b64("dsseEnvelope.payload", &env.payload)?,
             signature: b64("dsseEnvelope.signatures[0].sig", &first.sig)?,
+            signature_count: env.signatures.len(),
+            tlog_entries: vm.tlog_entries.into_iter().map(TlogEntry).collect(),
         })
     }
 
@@ -229,7 +243,7 @@ impl Bundle {
                 public_key,
                 x509_certificate_chain: chain,
                 certificate: None,
-                tlog_entries: Vec::new(),
+                tlog_entries: self.tlog_entries.iter().map(|e| e.0.clone()).collect(),
                 timestamp_verification_data: None,
             },
             dsse_envelope: Some(EnvelopeJson {
@@ -237,7 +251,7 @@ impl Bundle {
                 payload_type: self.payload_type.clone(),
                 signatures: vec![SignatureJson {
                     sig: Base64::encode_string(&self.signature),
-                    keyid: String::new(),
+                    keyid: Some(String::new()),
                 }],
             }),
             message_signature: None,
@@ -266,6 +280,41 @@ pub(crate) fn pae_in_toto(payload: &[u8]) -> Vec<u8> {
     pae(PAYLOAD_TYPE, payload)
 }
 
+/// The PAE `model_signing` v0.2.0 signed by mistake, which the reference still accepts as a
+/// fallback: `"DSSEV1 28 application/vnd.in-toto+json {len} {repr(payload)}"`, where `repr` is
+/// Python's `bytes` representation (`b'...'` with escapes), not the payload bytes themselves.
+pub(crate) fn pae_compat(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEV1 {} {PAYLOAD_TYPE} {} ",
+        PAYLOAD_TYPE.len(),
+        payload.len()
+    )
+    .into_bytes();
+    let quote = if payload.contains(&b'\'') && !payload.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    out.push(b'b');
+    out.push(quote);
+    for &c in payload {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ if c == quote => {
+                out.push(b'\\');
+                out.push(c);
+            }
+            0x20..=0x7e => out.push(c),
+            _ => out.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +324,18 @@ mod tests {
         assert_eq!(
             pae("application/vnd.in-toto+json", b"{}"),
             b"DSSEv1 28 application/vnd.in-toto+json 2 {}".to_vec()
+        );
+    }
+
+    #[test]
+    fn compat_pae_is_python_bytes_repr() {
+        assert_eq!(
+            pae_compat(b"{\n  \"a\": 'x\\\x01\xff\"}"),
+            br#"DSSEV1 28 application/vnd.in-toto+json 16 b'{\n  "a": \'x\\\x01\xff"}'"#.to_vec()
+        );
+        assert_eq!(
+            pae_compat(b"it's"),
+            br#"DSSEV1 28 application/vnd.in-toto+json 4 b"it's""#.to_vec()
         );
     }
 

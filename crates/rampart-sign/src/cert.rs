@@ -1,6 +1,7 @@
 //! Certificate method: validate the bundle's leaf/intermediate chain against supplied roots.
 //!
-//! Checks: every link's ECDSA signature (ecdsa-with-SHA256/384/512, P-256/P-384/P-521 issuers),
+//! Checks: every link's signature (ecdsa-with-SHA256/384/512 by P-256/P-384/P-521 issuers, or
+//! sha256/384/512WithRSAEncryption by RSA issuers; the signing key itself must be ECDSA),
 //! issuer/subject names, validity at the chosen time, basic constraints (`cA`, path length) and
 //! key usage (`keyCertSign`) on issuers, no unknown critical extensions, and on the leaf
 //! `digitalSignature` key usage or the `codeSigning` extended key usage. Trust anchors are only
@@ -21,6 +22,9 @@ use crate::keys::PublicKey;
 const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 const KP_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 const KNOWN_CRITICAL: [&str; 6] = [
     "2.5.29.19", // basicConstraints
@@ -67,6 +71,31 @@ impl TrustRoots {
         Ok(Self { roots })
     }
 
+    /// Adds the PEM `CERTIFICATE` blocks of another file (the reference accepts
+    /// `--certificate_chain` several times; every certificate is a trust anchor).
+    pub fn add_pem(&mut self, pem: &[u8]) -> Result<()> {
+        self.roots.extend(Self::from_pem(pem)?.roots);
+        Ok(())
+    }
+
+    /// Trust anchors from DER certificates (at least one).
+    pub(crate) fn from_der_list(ders: &[Vec<u8>]) -> Result<Self> {
+        let roots = ders
+            .iter()
+            .map(|d| {
+                Certificate::from_der(d).map_err(|e| {
+                    Error::Certificate(format!("cannot read trusted certificate: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if roots.is_empty() {
+            return Err(Error::Certificate(
+                "no trusted certificates given".to_owned(),
+            ));
+        }
+        Ok(Self { roots })
+    }
+
     /// Number of trust anchors.
     pub fn len(&self) -> usize {
         self.roots.len()
@@ -88,9 +117,35 @@ fn tbs_der(c: &Certificate) -> Result<Vec<u8>> {
         .map_err(|e| Error::Certificate(format!("cannot encode certificate: {e}")))
 }
 
+/// Whether `issuer`'s RSA key produced `child`'s PKCS#1 v1.5 signature (legacy CA chains such
+/// as the ones `model_signing`'s own compatibility tests use; signing keys stay ECDSA).
+fn rsa_signed_by(child: &Certificate, issuer: &Certificate, oid: ObjectIdentifier) -> Result<bool> {
+    use crate::rsa_pkcs1::Hash;
+    let tbs = tbs_der(child)?;
+    let (hash, digest) = if oid == RSA_SHA256 {
+        (Hash::Sha256, Sha256::digest(&tbs).to_vec())
+    } else if oid == RSA_SHA384 {
+        (Hash::Sha384, Sha384::digest(&tbs).to_vec())
+    } else {
+        (Hash::Sha512, Sha512::digest(&tbs).to_vec())
+    };
+    let Some(sig) = child.signature().as_bytes() else {
+        return Ok(false);
+    };
+    Ok(crate::rsa_pkcs1::verify(
+        issuer.tbs_certificate().subject_public_key_info(),
+        hash,
+        &digest,
+        sig,
+    ))
+}
+
 /// Whether `issuer`'s key produced `child`'s signature.
 fn signed_by(child: &Certificate, issuer: &Certificate) -> Result<bool> {
     let oid = child.signature_algorithm().oid;
+    if oid == RSA_SHA256 || oid == RSA_SHA384 || oid == RSA_SHA512 {
+        return rsa_signed_by(child, issuer, oid);
+    }
     let tbs = tbs_der(child)?;
     let pre = if oid == ECDSA_SHA256 {
         Sha256::digest(&tbs).to_vec()

@@ -99,6 +99,40 @@ pub enum Error {
     #[error("untrusted certificate chain: {0}")]
     UntrustedChain(String),
 
+    /// The Sigstore trust configuration (trusted root) could not be read or is unusable.
+    #[error("invalid Sigstore trust configuration: {0}")]
+    TrustConfig(String),
+
+    /// A keyless bundle's transparency-log (Rekor) entry is missing, malformed, signed by an
+    /// unknown log, or does not match the bundle (signed entry timestamp, inclusion proof,
+    /// checkpoint or entry body).
+    #[error("transparency log entry rejected: {0}")]
+    TransparencyLog(String),
+
+    /// The keyless signing certificate was issued to another identity (subject alternative name).
+    #[error(
+        "certificate identity mismatch: expected '{expected}', the certificate names {}",
+        found_list(found)
+    )]
+    IdentityMismatch {
+        /// The identity the caller required.
+        expected: String,
+        /// The identities (SAN entries) the certificate carries.
+        found: Vec<String>,
+    },
+
+    /// The keyless signing certificate's OIDC issuer (Fulcio extension) is not the expected one.
+    #[error(
+        "certificate OIDC issuer mismatch: expected '{expected}', the certificate names {}",
+        found.as_deref().map_or_else(|| "no issuer".to_owned(), |f| format!("'{f}'"))
+    )]
+    IssuerMismatch {
+        /// The issuer the caller required.
+        expected: String,
+        /// The issuer recorded in the certificate, if any.
+        found: Option<String>,
+    },
+
     /// A feature of the signature is valid OMS but not supported here (e.g. message signatures,
     /// non-SHA-256 hashing).
     #[error("unsupported: {0}")]
@@ -146,6 +180,15 @@ impl fmt::Display for Mismatch {
             )?;
         }
         Ok(())
+    }
+}
+
+fn found_list(found: &[String]) -> String {
+    if found.is_empty() {
+        "no identity".to_owned()
+    } else {
+        let quoted: Vec<String> = found.iter().map(|f| format!("'{f}'")).collect();
+        quoted.join(", ")
     }
 }
 

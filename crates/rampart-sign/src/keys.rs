@@ -238,3 +238,52 @@ impl SigningKey {
         })
     }
 }
+
+/// Project Wycheproof's ECDSA verification vectors (DER signatures) for the three OMS curves, each
+/// with the hash OMS pairs it with: every `valid` signature verifies (high-S included, as OpenSSL and
+/// the reference accept it), every `invalid` one (malformed or BER-encoded DER, out-of-range r/s,
+/// modified integers, wrong-curve points) is refused, and nothing panics.
+#[cfg(test)]
+mod wycheproof_vectors {
+    use super::*;
+    use wycheproof::TestResult;
+    use wycheproof::ecdsa::{TestName, TestSet};
+
+    #[test]
+    fn p256_p384_p521() {
+        let mut checked = 0;
+        for name in [
+            TestName::EcdsaSecp256r1Sha256,
+            TestName::EcdsaSecp384r1Sha384,
+            TestName::EcdsaSecp521r1Sha512,
+        ] {
+            let set = TestSet::load(name).unwrap();
+            for group in &set.test_groups {
+                let key = PublicKey::from_spki_der(&group.der).unwrap();
+                for t in &group.tests {
+                    let ok = key.verify(&t.msg, &t.sig).is_ok();
+                    match t.result {
+                        TestResult::Valid => {
+                            assert!(ok, "{name:?} tc {} ({}) refused", t.tc_id, t.comment);
+                        }
+                        TestResult::Invalid => {
+                            assert!(!ok, "{name:?} tc {} ({}) accepted", t.tc_id, t.comment);
+                        }
+                        TestResult::Acceptable => {}
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} vectors checked");
+    }
+
+    #[test]
+    fn keys_on_other_curves_are_refused() {
+        // secp256k1 has the same size as P-256 but is not an OMS curve.
+        let set = TestSet::load(TestName::EcdsaSecp256k1Sha256).unwrap();
+        for group in set.test_groups.iter().take(3) {
+            assert!(PublicKey::from_spki_der(&group.der).is_err());
+        }
+    }
+}

@@ -7,7 +7,11 @@
 //! roots ([`Trust`]) and compares the signed manifest with the model on disk;
 //! [`verify_digests`] does the same against a map *path → SHA-256* without reading any file.
 //!
-//! Sigstore keyless signatures, legacy (pre-1.0) PAE and the v0.2 predicate are not supported.
+//! Older bundles verify as the reference 1.1.1 verifier reads them: the v0.2 predicate
+//! (`https://model_signing/Digests/v0.1`, files as subjects), v0.2's mis-encoded PAE (fallback
+//! for the key and certificate methods), `publicKey.rawBytes` material without a hint and RSA
+//! certificate authorities. Keyless (Sigstore) bundles verify offline with [`Trust::Sigstore`]
+//! against a pinned [`TrustConfig`].
 
 #![forbid(unsafe_code)]
 
@@ -18,13 +22,17 @@ mod error;
 pub mod fuzzing;
 mod hashing;
 mod keys;
+mod rsa_pkcs1;
+mod sigstore;
 mod statement;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
-pub use bundle::{Bundle, MAX_BUNDLE_SIZE, MEDIA_TYPE, Material, pae};
+use sha2::Digest as _;
+
+pub use bundle::{Bundle, MAX_BUNDLE_SIZE, MEDIA_TYPE, Material, TlogEntry, pae};
 pub use cert::{ChainTime, TrustRoots, certificate_chain_from_pem};
 pub use error::{Error, Mismatch, Result};
 pub use hashing::{
@@ -32,7 +40,10 @@ pub use hashing::{
     relative_to_model,
 };
 pub use keys::{Curve, PublicKey, SigningKey};
-pub use statement::{PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, Statement, statement_json};
+pub use sigstore::TrustConfig;
+pub use statement::{
+    PAYLOAD_TYPE, PREDICATE_TYPE, PREDICATE_TYPE_V0_2, STATEMENT_TYPE, Statement, statement_json,
+};
 
 /// The reference's default signature file name.
 pub const DEFAULT_SIGNATURE_NAME: &str = "model.sig";
@@ -53,6 +64,17 @@ pub enum Trust {
         roots: TrustRoots,
         /// Validation time.
         time: ChainTime,
+    },
+    /// Keyless (Sigstore): a Fulcio certificate and a Rekor entry checked offline against a
+    /// pinned trust configuration; the certificate must name `identity` (subject alternative
+    /// name) and `issuer` (Fulcio OIDC-issuer extension).
+    Sigstore {
+        /// The trusted root: certificate authorities and transparency-log keys.
+        config: TrustConfig,
+        /// Expected signer identity, e.g. an e-mail address or a workflow URI.
+        identity: String,
+        /// Expected OIDC issuer URL, e.g. `https://github.com/login/oauth`.
+        issuer: String,
     },
 }
 
@@ -86,12 +108,37 @@ impl Verified {
     }
 }
 
+/// Whether, and how, a signature over v0.2's mis-encoded PAE is accepted after the v1 PAE fails.
+#[derive(Clone, Copy)]
+enum LegacyPae {
+    /// Keyless: the reference verifies these with `sigstore`, which has no such fallback.
+    Refused,
+    /// Key method: hashed with the curve's hash, as the reference retries.
+    CurveHash,
+    /// Certificate method: the reference always retries with SHA-256.
+    Sha256,
+}
+
 /// Checks the bundle's signature and statement only (no model comparison).
 ///
 /// Order follows the reference: hint check (key method), ECDSA over PAE(payload), then payload
-/// type, statement type, predicate type, single subject and root digest.
+/// type, statement type, predicate type, single subject and root digest. For the key and
+/// certificate methods a signature over v0.2's mis-encoded PAE is accepted as a fallback, as the
+/// reference does (hashed with the curve's hash for keys, SHA-256 for certificates).
 pub fn verify_bundle(bundle: &Bundle, trust: &Trust) -> Result<Verified> {
+    let mut fallback = LegacyPae::CurveHash;
     let key = match (trust, &bundle.material) {
+        (
+            Trust::Sigstore {
+                config,
+                identity,
+                issuer,
+            },
+            _,
+        ) => {
+            fallback = LegacyPae::Refused;
+            sigstore::verify(bundle, config, identity, issuer)?
+        }
         (Trust::PublicKey(key), Material::PublicKey { hint }) => {
             if let Some(h) = hint
                 && !h.eq_ignore_ascii_case(&key.hint()?)
@@ -101,6 +148,7 @@ pub fn verify_bundle(bundle: &Bundle, trust: &Trust) -> Result<Verified> {
             key.clone()
         }
         (Trust::Certificates { roots, time }, Material::Certificates(chain)) => {
+            fallback = LegacyPae::Sha256;
             cert::verify_chain(chain, roots, *time)?
         }
         (Trust::PublicKey(_), Material::Certificates(_)) => {
@@ -116,7 +164,20 @@ pub fn verify_bundle(bundle: &Bundle, trust: &Trust) -> Result<Verified> {
             ));
         }
     };
-    key.verify(&bundle::pae_in_toto(&bundle.payload), &bundle.signature)?;
+    let primary = key.verify(&bundle::pae_in_toto(&bundle.payload), &bundle.signature);
+    if let Err(e) = primary {
+        let compat = bundle::pae_compat(&bundle.payload);
+        let retry = match fallback {
+            LegacyPae::Refused => return Err(e),
+            LegacyPae::CurveHash => key.verify(&compat, &bundle.signature),
+            LegacyPae::Sha256 => {
+                key.verify_prehash(&sha2::Sha256::digest(&compat), &bundle.signature)
+            }
+        };
+        if retry.is_err() {
+            return Err(e);
+        }
+    }
     if bundle.payload_type != PAYLOAD_TYPE {
         return Err(Error::PayloadType(bundle.payload_type.clone()));
     }
@@ -364,6 +425,8 @@ pub fn sign_manifest(manifest: &Manifest, key: &SigningKey) -> Result<Bundle> {
         payload_type: PAYLOAD_TYPE.to_owned(),
         payload,
         signature,
+        signature_count: 1,
+        tlog_entries: Vec::new(),
     })
 }
 
@@ -389,5 +452,7 @@ pub fn sign_manifest_with_certificates(
         payload_type: PAYLOAD_TYPE.to_owned(),
         payload,
         signature,
+        signature_count: 1,
+        tlog_entries: Vec::new(),
     })
 }

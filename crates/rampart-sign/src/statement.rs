@@ -15,6 +15,11 @@ use crate::hashing::{Manifest, Method, Resource, root_digest};
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// OMS v1.0 predicate type.
 pub const PREDICATE_TYPE: &str = "https://model_signing/signature/v1.0";
+/// Predicate type of the legacy format written by `model_signing` v0.2: the subjects are the
+/// files themselves and the predicate carries nothing.
+pub const PREDICATE_TYPE_V0_2: &str = "https://model_signing/Digests/v0.1";
+/// Model name the reference gives a v0.2 statement, which has none.
+const V0_2_MODEL_NAME: &str = "compat-undefined-not-present";
 /// DSSE payload type of an in-toto statement.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
@@ -188,7 +193,7 @@ struct RawStatement {
     subject: Vec<RawSubject>,
     #[serde(rename = "predicateType")]
     predicate_type: String,
-    predicate: RawPredicate,
+    predicate: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +252,9 @@ impl Statement {
                 raw.type_
             )));
         }
+        if raw.predicate_type == PREDICATE_TYPE_V0_2 {
+            return Self::from_v0_2_subjects(&raw.subject);
+        }
         if raw.predicate_type != PREDICATE_TYPE {
             return Err(Error::MalformedStatement(format!(
                 "predicate type '{}' is not '{PREDICATE_TYPE}'",
@@ -259,7 +267,9 @@ impl Statement {
                 raw.subject.len()
             )));
         };
-        let ser = raw.predicate.serialization;
+        let predicate: RawPredicate = serde_json::from_value(raw.predicate)
+            .map_err(|e| Error::MalformedStatement(format!("predicate: {e}")))?;
+        let ser = predicate.serialization;
         let method = match ser.method.as_str() {
             "files" => Method::Files,
             "shards" => {
@@ -289,8 +299,8 @@ impl Statement {
         }
         let _ = ser.allow_symlinks;
         let mut names = BTreeSet::new();
-        let mut resources = Vec::with_capacity(raw.predicate.resources.len());
-        for r in raw.predicate.resources {
+        let mut resources = Vec::with_capacity(predicate.resources.len());
+        for r in predicate.resources {
             let digest = unhex(&r.digest).ok_or_else(|| {
                 Error::MalformedStatement(format!("digest of '{}' is not hex", r.name))
             })?;
@@ -317,6 +327,48 @@ impl Statement {
                 method,
                 hash_type: ser.hash_type,
                 ignore_paths: ser.ignore_paths,
+                resources,
+            },
+        })
+    }
+
+    /// The v0.2 statement, read as the reference does: every subject is a file with its SHA-256,
+    /// the serialization is files/SHA-256, and there is no root digest to check. Names must
+    /// still be unique and digests 32-byte hex.
+    fn from_v0_2_subjects(subjects: &[RawSubject]) -> Result<Self> {
+        if subjects.is_empty() {
+            return Err(Error::MalformedStatement(
+                "v0.2 statement without subjects".to_owned(),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut resources = Vec::with_capacity(subjects.len());
+        for sub in subjects {
+            let name = sub.name.clone().ok_or_else(|| {
+                Error::MalformedStatement("v0.2 subject without a name".to_owned())
+            })?;
+            let digest = unhex(&sub.digest.sha256)
+                .filter(|d| d.len() == 32)
+                .ok_or_else(|| {
+                    Error::MalformedStatement(format!("digest of '{name}' is not SHA-256 hex"))
+                })?;
+            if !names.insert(name.clone()) {
+                return Err(Error::MalformedStatement(format!(
+                    "resource '{name}' is listed twice"
+                )));
+            }
+            resources.push(Resource {
+                name,
+                algorithm: "sha256".to_owned(),
+                digest,
+            });
+        }
+        Ok(Self {
+            manifest: Manifest {
+                model_name: V0_2_MODEL_NAME.to_owned(),
+                method: Method::Files,
+                hash_type: "sha256".to_owned(),
+                ignore_paths: Vec::new(),
                 resources,
             },
         })

@@ -1005,3 +1005,352 @@ fn fuzz_corpus_replays() {
     }
     assert!(seen > 0, "no committed fuzz inputs for sign_bundle");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Upstream compatibility vectors (`oms-upstream/README.md`): bundles made by `model_signing`
+// v0.2.0 … v1.1.0 with the certificate, key and keyless (Sigstore) methods.
+// ---------------------------------------------------------------------------------------------
+
+mod upstream {
+    use super::*;
+    use rampart_sign::TrustConfig;
+
+    const IDENTITY: &str = "stefanb@us.ibm.com";
+    const ISSUER: &str = "https://sigstore.verify.ibm.com/oauth2";
+
+    fn dir() -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/oms-upstream"
+        ))
+    }
+
+    fn cert_trust() -> Trust {
+        let keys = dir().join("keys");
+        let mut roots = TrustRoots::from_pem(&fs::read(keys.join("ca-cert.pem")).unwrap()).unwrap();
+        roots
+            .add_pem(&fs::read(keys.join("int-ca-cert.pem")).unwrap())
+            .unwrap();
+        Trust::Certificates {
+            roots,
+            time: ChainTime::LeafNotBefore,
+        }
+    }
+
+    fn sigstore_trust(identity: &str, issuer: &str) -> Trust {
+        Trust::Sigstore {
+            config: TrustConfig::read(&dir().join("sigstore-trust-config.json")).unwrap(),
+            identity: identity.to_owned(),
+            issuer: issuer.to_owned(),
+        }
+    }
+
+    /// Verifies `folder` the way its README row does (`model` overrides the model path).
+    fn verify_folder(
+        folder: &str,
+        model: &Path,
+        trust: &Trust,
+    ) -> Result<rampart_sign::Verified, Error> {
+        let d = dir().join(folder);
+        let mut opts = VerifyOptions::default();
+        opts.signature_path = Some(d.join("model.sig"));
+        if d.join("ignore-me").exists() {
+            opts.ignore_paths = vec![d.join("ignore-me")];
+        }
+        let bundle = Bundle::read(&d.join("model.sig"))?;
+        verify_model(model, &bundle, trust, &opts)
+    }
+
+    fn row(folder: &str) -> Result<rampart_sign::Verified, Error> {
+        let d = dir().join(folder);
+        if folder.ends_with("-certificate") {
+            verify_folder(folder, &d, &cert_trust())
+        } else if folder.ends_with("-elliptic-key") {
+            let trust = key_trust(&dir().join("keys/signing-key-pub.pem"));
+            let model = if d.join("ignore-me").exists() {
+                d
+            } else {
+                d.join("signme-1")
+            };
+            verify_folder(folder, &model, &trust)
+        } else {
+            verify_folder(folder, &d, &sigstore_trust(IDENTITY, ISSUER))
+        }
+    }
+
+    macro_rules! rows {
+        ($($name:ident => $folder:literal,)*) => {$(
+            #[test]
+            fn $name() {
+                let v = row($folder).unwrap_or_else(|e| panic!("{}: {e}", $folder));
+                assert!(!v.manifest().resources.is_empty());
+            }
+        )*};
+    }
+
+    /// Every keyless folder with another identity: refused, naming expected and found.
+    #[test]
+    fn sigstore_wrong_identity_fails_for_every_folder() {
+        for folder in [
+            "v0.3.1-sigstore",
+            "v1.0.0-sigstore",
+            "v1.0.1-sigstore",
+            "v1.1.0-sigstore",
+        ] {
+            let err = verify_folder(
+                folder,
+                &dir().join(folder),
+                &sigstore_trust("someone@else.com", ISSUER),
+            )
+            .unwrap_err();
+            match &err {
+                Error::IdentityMismatch { expected, found } => {
+                    assert_eq!(expected, "someone@else.com", "{folder}");
+                    assert_eq!(found, &vec![IDENTITY.to_owned()], "{folder}");
+                }
+                other => panic!("{folder}: expected an identity mismatch, got {other:?}"),
+            }
+            let msg = err.to_string();
+            assert!(
+                msg.contains("expected 'someone@else.com'") && msg.contains(IDENTITY),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn sigstore_wrong_issuer_fails() {
+        let err = verify_folder(
+            "v1.1.0-sigstore",
+            &dir().join("v1.1.0-sigstore"),
+            &sigstore_trust(IDENTITY, "https://accounts.google.com"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::IssuerMismatch { expected, found }
+                if expected == "https://accounts.google.com" && found.as_deref() == Some(ISSUER)),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn sigstore_tampered_file_fails() {
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("m");
+        copy_tree(&dir().join("v1.0.0-sigstore"), &model);
+        fs::write(model.join("signme-2"), b"tampered").unwrap();
+        let mut opts = VerifyOptions::default();
+        opts.signature_path = Some(model.join("model.sig"));
+        let bundle = Bundle::read(&model.join("model.sig")).unwrap();
+        let err =
+            verify_model(&model, &bundle, &sigstore_trust(IDENTITY, ISSUER), &opts).unwrap_err();
+        assert!(
+            matches!(&err, Error::ModelMismatch(m) if m.changed == vec!["signme-2".to_owned()]),
+            "{err:?}"
+        );
+    }
+
+    /// Reads a keyless bundle as JSON, applies `edit`, and verifies the result.
+    fn edited_sigstore(
+        folder: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Result<rampart_sign::Verified, Error> {
+        let d = dir().join(folder);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join("model.sig")).unwrap()).unwrap();
+        edit(&mut v);
+        let bundle = Bundle::from_json(serde_json::to_string(&v).unwrap().as_bytes())?;
+        let mut opts = VerifyOptions::default();
+        opts.signature_path = Some(d.join("model.sig"));
+        opts.ignore_paths = vec![d.join("ignore-me")];
+        verify_model(&d, &bundle, &sigstore_trust(IDENTITY, ISSUER), &opts)
+    }
+
+    fn entry(v: &mut serde_json::Value) -> &mut serde_json::Value {
+        &mut v["verificationMaterial"]["tlogEntries"][0]
+    }
+
+    #[test]
+    fn sigstore_log_entry_is_checked() {
+        let folder = "v1.1.0-sigstore";
+        assert!(edited_sigstore(folder, |_| {}).is_ok());
+        let tlog = |r: Result<rampart_sign::Verified, Error>, what: &str| {
+            assert!(matches!(r, Err(Error::TransparencyLog(_))), "{what}: {r:?}");
+        };
+        // Another integrated time: the SET no longer verifies.
+        tlog(
+            edited_sigstore(folder, |v| {
+                entry(v)["integratedTime"] = "1760062341".into();
+            }),
+            "integratedTime",
+        );
+        // Without the SET, the inclusion proof and checkpoint still have to verify.
+        assert!(
+            edited_sigstore(folder, |v| {
+                entry(v).as_object_mut().unwrap().remove("inclusionPromise");
+            })
+            .is_ok()
+        );
+        tlog(
+            edited_sigstore(folder, |v| {
+                let e = entry(v).as_object_mut().unwrap();
+                e.remove("inclusionPromise");
+                e.get_mut("inclusionProof").unwrap()["hashes"][0] =
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
+            }),
+            "proof hash",
+        );
+        tlog(
+            edited_sigstore(folder, |v| {
+                let e = entry(v).as_object_mut().unwrap();
+                e.remove("inclusionPromise");
+                let cp = &mut e.get_mut("inclusionProof").unwrap()["checkpoint"]["envelope"];
+                *cp = cp
+                    .as_str()
+                    .unwrap()
+                    .replacen("rekor.sigstore.dev", "rekor.evil.dev", 1)
+                    .into();
+            }),
+            "checkpoint",
+        );
+        // Without the SET and the proof nothing vouches for the entry.
+        tlog(
+            edited_sigstore(folder, |v| {
+                let e = entry(v).as_object_mut().unwrap();
+                e.remove("inclusionPromise");
+                e.remove("inclusionProof");
+            }),
+            "no promise or proof",
+        );
+        // An entry from another bundle (another signature and certificate).
+        let other: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir().join("v1.0.1-sigstore/model.sig")).unwrap())
+                .unwrap();
+        tlog(
+            edited_sigstore(folder, |v| {
+                *entry(v) = other["verificationMaterial"]["tlogEntries"][0].clone();
+            }),
+            "foreign entry",
+        );
+        // No entry at all.
+        tlog(
+            edited_sigstore(folder, |v| {
+                v["verificationMaterial"]["tlogEntries"] = serde_json::json!([]);
+            }),
+            "no entry",
+        );
+    }
+
+    #[test]
+    fn sigstore_rejects_key_bundles_and_untrusted_logs() {
+        let d = dir().join("v1.1.0-elliptic-key");
+        let bundle = Bundle::read(&d.join("model.sig")).unwrap();
+        assert!(matches!(
+            verify_bundle(&bundle, &sigstore_trust(IDENTITY, ISSUER)),
+            Err(Error::VerificationMaterial(_))
+        ));
+        let r = edited_sigstore("v1.1.0-sigstore", |v| {
+            entry(v)["logId"]["keyId"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
+        });
+        assert!(matches!(r, Err(Error::TransparencyLog(_))), "{r:?}");
+    }
+
+    /// The embedded SCT must verify with a CT log of the trust configuration.
+    #[test]
+    fn sigstore_requires_a_trusted_sct() {
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir().join("sigstore-trust-config.json")).unwrap())
+                .unwrap();
+        cfg["trustedRoot"]["ctlogs"] = serde_json::json!([]);
+        let trust = Trust::Sigstore {
+            config: TrustConfig::from_json(cfg.to_string().as_bytes()).unwrap(),
+            identity: IDENTITY.to_owned(),
+            issuer: ISSUER.to_owned(),
+        };
+        let bundle = Bundle::read(&dir().join("v1.0.0-sigstore/model.sig")).unwrap();
+        let err = verify_bundle(&bundle, &trust).unwrap_err();
+        assert!(
+            matches!(&err, Error::Certificate(m) if m.contains("signed certificate timestamp")),
+            "{err:?}"
+        );
+        // A trust configuration that is not one is refused with a clear error.
+        assert!(matches!(
+            TrustConfig::from_json(br#"{"mediaType":"x"}"#),
+            Err(Error::TrustConfig(_))
+        ));
+    }
+
+    /// The v0.2 bundle is only accepted through the legacy PAE: the v1 PAE does not verify.
+    #[test]
+    fn v0_2_legacy_pae_and_predicate() {
+        let d = dir().join("v0.2.0-certificate");
+        let bundle = Bundle::read(&d.join("model.sig")).unwrap();
+        let v = verify_bundle(&bundle, &cert_trust()).unwrap();
+        assert_eq!(v.manifest().resources.len(), 2);
+        // Tampering with the payload breaks both PAE variants.
+        let mut bad = bundle.clone();
+        bad.payload.push(b' ');
+        assert!(matches!(
+            verify_bundle(&bad, &cert_trust()),
+            Err(Error::BadSignature)
+        ));
+        // A missing file is still found although v0.2 has no root digest.
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("m");
+        copy_tree(&d, &model);
+        fs::remove_file(model.join("signme-2")).unwrap();
+        let mut opts = VerifyOptions::default();
+        opts.signature_path = Some(model.join("model.sig"));
+        let err = verify_model(&model, &bundle, &cert_trust(), &opts).unwrap_err();
+        assert!(
+            matches!(&err, Error::ModelMismatch(m) if m.missing == vec!["signme-2".to_owned()]),
+            "{err:?}"
+        );
+    }
+
+    /// The RSA CA chain: the root alone is enough (the bundle carries the intermediate as an
+    /// untrusted certificate); an unrelated root is not.
+    #[test]
+    fn certificate_rows_need_the_supplied_anchors() {
+        let keys = dir().join("keys");
+        let bundle = Bundle::read(&dir().join("v1.0.0-certificate/model.sig")).unwrap();
+        let foreign = Trust::Certificates {
+            roots: TrustRoots::from_pem(
+                &fs::read(fixtures().join("keys/ca/root.crt.pem")).unwrap(),
+            )
+            .unwrap(),
+            time: ChainTime::LeafNotBefore,
+        };
+        let err = verify_bundle(&bundle, &foreign).unwrap_err();
+        assert!(matches!(err, Error::UntrustedChain(_)), "{err:?}");
+        let root_only = Trust::Certificates {
+            roots: TrustRoots::from_pem(&fs::read(keys.join("ca-cert.pem")).unwrap()).unwrap(),
+            time: ChainTime::LeafNotBefore,
+        };
+        assert!(verify_bundle(&bundle, &root_only).is_ok());
+        // A flipped bit in the leaf's RSA signature (the last byte of its DER) breaks the chain.
+        let mut bad = bundle.clone();
+        let Material::Certificates(chain) = &mut bad.material else {
+            panic!("certificate bundle expected");
+        };
+        *chain[0].last_mut().unwrap() ^= 1;
+        let err = verify_bundle(&bad, &cert_trust()).unwrap_err();
+        assert!(matches!(err, Error::UntrustedChain(_)), "{err:?}");
+    }
+
+    rows! {
+        v0_2_0_certificate => "v0.2.0-certificate",
+        v0_3_1_certificate => "v0.3.1-certificate",
+        v1_0_0_certificate => "v1.0.0-certificate",
+        v1_0_1_certificate => "v1.0.1-certificate",
+        v1_1_0_certificate => "v1.1.0-certificate",
+        v0_3_1_elliptic_key => "v0.3.1-elliptic-key",
+        v1_0_0_elliptic_key => "v1.0.0-elliptic-key",
+        v1_0_1_elliptic_key => "v1.0.1-elliptic-key",
+        v1_1_0_elliptic_key => "v1.1.0-elliptic-key",
+        v0_3_1_sigstore => "v0.3.1-sigstore",
+        v1_0_0_sigstore => "v1.0.0-sigstore",
+        v1_0_1_sigstore => "v1.0.1-sigstore",
+        v1_1_0_sigstore => "v1.1.0-sigstore",
+    }
+}

@@ -298,3 +298,141 @@ fn verify_needs_a_trust_anchor_and_reports_unreadable_inputs() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("/nonexistent.pem"), "{}", text(&out));
 }
+
+/// The folders and reference command of each row of `oms-upstream/README.md`, with `DIR` still
+/// in place: "same, plus X" appends to the previous row's command; "any `*-sigstore`" stands
+/// for every keyless folder, each with its own success command.
+fn upstream_rows(readme: &str) -> Vec<(String, String, bool)> {
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut rows = Vec::new();
+    let mut previous = String::new();
+    let mut by_folder: Vec<(String, String)> = Vec::new();
+    for line in readme.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        let [folders, how, expected] = cells.as_slice() else {
+            continue;
+        };
+        if *folders == "folder" {
+            continue;
+        }
+        let succeed = *expected == "success";
+        assert!(succeed || expected.starts_with("failure"), "{line}");
+        if let Some(rest) = how.strip_prefix("same with ") {
+            // Another `--identity`, for every keyless folder's own command.
+            let change = ticked(rest).concat();
+            let (flag, value) = change.split_once(' ').unwrap();
+            assert!(folders.starts_with("any "), "{line}");
+            let pattern = ticked(folders).concat();
+            let suffix = pattern.trim_start_matches('*');
+            for (folder, cmd) in by_folder.iter().filter(|(f, _)| f.ends_with(suffix)) {
+                let mut words: Vec<&str> = cmd.split(' ').collect();
+                let at = words.iter().position(|w| *w == flag).unwrap();
+                words[at + 1] = value;
+                rows.push((folder.clone(), words.join(" "), succeed));
+            }
+            continue;
+        }
+        let cmd = match how.strip_prefix("same, plus ") {
+            Some(extra) => format!("{previous} {}", ticked(extra).concat()),
+            None => ticked(how).concat(),
+        };
+        previous = cmd.clone();
+        for folder in ticked(folders) {
+            by_folder.push((folder.clone(), cmd.clone()));
+            rows.push((folder, cmd.clone(), succeed));
+        }
+    }
+    rows
+}
+
+#[test]
+fn upstream_vectors_verify_with_translated_commands() {
+    // Every row of ../shared/fixtures/oms-upstream/README.md (model_signing v0.2.0 … v1.1.0;
+    // certificate, key and keyless), run through `rampart verify` from that folder.
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/oms-upstream"
+    ));
+    let readme = fs::read_to_string(dir.join("README.md")).unwrap();
+    let rows = upstream_rows(&readme);
+    let (mut ok, mut failing) = (0, 0);
+    for (folder, cmd, succeed) in &rows {
+        let cmd = cmd.replace("DIR", folder);
+        let mut words = cmd.split_whitespace();
+        assert_eq!(words.next(), Some("verify"), "{cmd}");
+        let mut args: Vec<String> = vec!["verify".into()];
+        match words.next().unwrap() {
+            "key" | "certificate" => {}
+            "sigstore" => args.push("--sigstore".into()),
+            other => panic!("unknown method {other} in `{cmd}`"),
+        }
+        args.extend(words.map(str::to_owned));
+        let out = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.success(),
+            *succeed,
+            "{folder}: rampart {}: {}",
+            args.join(" "),
+            text(&out)
+        );
+        if *succeed {
+            ok += 1;
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{cmd}");
+            let msg = text(&out);
+            assert!(
+                msg.contains("identity mismatch") && msg.contains("someone@else.com"),
+                "{folder}: {msg}"
+            );
+            failing += 1;
+        }
+    }
+    assert_eq!((ok, failing), (13, 4), "README rows run: {rows:?}");
+}
+
+#[test]
+fn keyless_flags_go_together() {
+    let dir = shared().join("fixtures/oms-upstream");
+    let cfg = dir.join("sigstore-trust-config.json");
+    let cfg = cfg.to_str().unwrap();
+    // --sigstore without its identity, issuer and trust configuration is a usage error.
+    let out = rampart(&["verify", "m", "--sigstore", "--identity", "a@b.c"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Keyless options without --sigstore are a usage error.
+    let out = rampart(&["verify", "m", "--key", "k.pem", "--identity", "a@b.c"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // A keyless bundle with the wrong issuer names both issuers.
+    let model = dir.join("v1.0.0-sigstore");
+    let sig = model.join("model.sig");
+    let out = rampart(&[
+        "verify",
+        model.to_str().unwrap(),
+        "--sigstore",
+        "--trust-config",
+        cfg,
+        "--identity",
+        "stefanb@us.ibm.com",
+        "--issuer",
+        "https://accounts.google.com",
+        "--signature",
+        sig.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msg = text(&out);
+    assert!(
+        msg.contains("issuer mismatch")
+            && msg.contains("https://accounts.google.com")
+            && msg.contains("https://sigstore.verify.ibm.com/oauth2"),
+        "{msg}"
+    );
+}
