@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sbom;
+mod scan;
 mod sign;
 
 use std::path::{Path, PathBuf};
