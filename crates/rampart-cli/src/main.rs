@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod output;
+mod sandbox;
 mod scan;
+mod serve;
 mod sign;
 
 /// The SBOM of this binary, produced by `build.rs` from `cargo metadata` and `Cargo.lock`.
@@ -35,9 +37,21 @@ enum Command {
     /// Verify a model against an OpenSSF Model Signing signature. Exits 0 only when every check
     /// passes, 1 otherwise, naming what failed.
     Verify(sign::VerifyArgs),
+    /// The sandbox that confines model parsers: `rampart sandbox check` reports which layers are
+    /// in force on this host for this user.
+    Sandbox(sandbox::SandboxArgs),
+    /// Run the OCI model registry (authentication on; first start creates and prints an admin token).
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke API tokens in a data directory.
+    Token(serve::TokenArgs),
 }
 
 fn main() -> ExitCode {
+    // A sandboxed worker (re-exec of this binary) must confine itself before anything else runs,
+    // in particular before any thread exists.
+    if std::env::args_os().nth(1).as_deref() == Some(rampart_sandbox::WORKER_ARG.as_ref()) {
+        return sandbox::worker();
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Sbom => output::stdout(SBOM.as_bytes())
@@ -46,6 +60,9 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan::scan(args),
         Command::Sign(args) => sign::sign(args),
         Command::Verify(args) => sign::verify(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Token(args) => serve::token(args),
+        Command::Sandbox(args) => sandbox::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -12,6 +13,7 @@ use rampart_scan::render::{self, FileResult};
 use rampart_scan::{Finding, Severity, Verdict};
 
 use crate::output;
+use crate::sandbox::SandboxedScanner;
 
 /// How deep `rampart scan` descends into directories.
 const MAX_DIR_DEPTH: usize = 64;
@@ -34,6 +36,14 @@ pub(crate) struct ScanArgs {
     /// header sizes, pickle opcode count and stack depth). Unknown keys are rejected.
     #[arg(long, value_name = "FILE")]
     limits: Option<PathBuf>,
+    /// Parse in this process instead of a sandboxed worker (not recommended: a parser bug then
+    /// runs with all of your privileges).
+    #[arg(long)]
+    no_sandbox: bool,
+    /// Per-file time limit of the sandboxed parser, in seconds; a file that takes longer gets
+    /// verdict `error` (rule `sandbox/timeout`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    sandbox_timeout: f64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -65,14 +75,15 @@ enum Entry {
 }
 
 pub(crate) fn scan(args: &ScanArgs) -> Result<ExitCode> {
-    let limits = match &args.limits {
+    let (limits, limits_toml) = match &args.limits {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading limits file {}", path.display()))?;
-            toml::from_str::<ScanLimits>(&text)
-                .with_context(|| format!("in limits file {}", path.display()))?
+            let limits = toml::from_str::<ScanLimits>(&text)
+                .with_context(|| format!("in limits file {}", path.display()))?;
+            (limits, text)
         }
-        None => ScanLimits::default(),
+        None => (ScanLimits::default(), String::new()),
     };
     let mut entries = Vec::new();
     for path in &args.paths {
@@ -82,30 +93,60 @@ pub(crate) fn scan(args: &ScanArgs) -> Result<ExitCode> {
         walk(path, &meta, 0, &mut entries)?;
     }
 
+    let timeout = Duration::try_from_secs_f64(args.sandbox_timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .context("--sandbox-timeout must be a positive number of seconds")?;
+    let mut sandboxed = if args.no_sandbox || entries.is_empty() {
+        if args.no_sandbox {
+            output::info(
+                "warning: --no-sandbox: model parsers run in this process, unconfined; a parser bug \
+                 would run with all of your privileges",
+            );
+        }
+        None
+    } else {
+        Some(SandboxedScanner::start(&limits, &limits_toml, timeout)?)
+    };
     let scanner = Scanner::new(limits);
     let mut io_failure = false;
     let mut files = Vec::with_capacity(entries.len());
     for entry in entries {
         let result = match entry {
-            Entry::File(path) => match std::fs::File::open(&path).and_then(FileSource::new) {
-                Ok(src) => {
-                    let scanned = scanner.scan_source(&src);
-                    FileResult {
-                        path: display(&path),
-                        format: scanned.format.to_owned(),
-                        verdict: scanned.report.verdict,
-                        findings: scanned.report.findings,
+            Entry::File(path) => {
+                let opened = std::fs::File::open(&path);
+                match (sandboxed.as_mut(), opened) {
+                    // The worker gets the open, read-only descriptor; it cannot open paths.
+                    (Some(sb), Ok(file)) => sb.scan(display(&path), &file)?,
+                    (None, opened) => match opened.and_then(FileSource::new) {
+                        Ok(src) => {
+                            let scanned = scanner.scan_source(&src);
+                            FileResult {
+                                path: display(&path),
+                                format: scanned.format.to_owned(),
+                                verdict: scanned.report.verdict,
+                                findings: scanned.report.findings,
+                            }
+                        }
+                        Err(e) => {
+                            io_failure = true;
+                            not_scanned(
+                                &path,
+                                "fs/read-failed",
+                                format!("cannot read the file: {e}"),
+                            )
+                        }
+                    },
+                    (Some(_), Err(e)) => {
+                        io_failure = true;
+                        not_scanned(
+                            &path,
+                            "fs/read-failed",
+                            format!("cannot read the file: {e}"),
+                        )
                     }
                 }
-                Err(e) => {
-                    io_failure = true;
-                    not_scanned(
-                        &path,
-                        "fs/read-failed",
-                        format!("cannot read the file: {e}"),
-                    )
-                }
-            },
+            }
             Entry::NotScanned(path, rule, message) => not_scanned(&path, rule, message),
         };
         files.push(result);

@@ -1,0 +1,299 @@
+//! Rampart's HTTP server: the OCI Distribution v1.1 registry under `/v2/`, token authentication, and
+//! health endpoints. [`app`] builds the whole `axum::Router` from an [`AppState`], so tests drive it
+//! with `oneshot` and no socket; [`DataDir::open`] wires the default embedded backends.
+//!
+//! Every request under `/v2/` needs a valid token (HTTP Basic, token as password); names and digests
+//! are parsed before they reach storage; errors use the OCI JSON format; panics become a generic 500.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+mod error;
+mod oci;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderName, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use rampart_core::{NamespacePattern, Role};
+use rampart_store::{BlobStore, FsBlobStore, MetadataStore, SqliteMetadata};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use auth::{NewToken, Principal, TokenKey, create_token};
+pub use error::Error;
+
+/// Size limits applied to requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest manifest accepted, in bytes (the spec asks for at least 4 MB).
+    pub max_manifest: usize,
+    /// Largest blob accepted, in bytes.
+    pub max_blob: u64,
+    /// Upload sessions untouched for this long are discarded.
+    pub upload_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_manifest: 4 * 1024 * 1024,
+            max_blob: 64 * 1024 * 1024 * 1024,
+            upload_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+struct Inner {
+    blobs: Arc<dyn BlobStore>,
+    meta: Arc<dyn MetadataStore>,
+    key: TokenKey,
+    limits: Limits,
+}
+
+/// Everything a request handler needs: storage backends behind traits, the token key and limits.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("blobs", &self.0.blobs)
+            .field("meta", &self.0.meta)
+            .field("limits", &self.0.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over any storage backends.
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        meta: Arc<dyn MetadataStore>,
+        key: TokenKey,
+        limits: Limits,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            blobs,
+            meta,
+            key,
+            limits,
+        }))
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.0.blobs.as_ref()
+    }
+
+    /// The metadata store.
+    pub fn meta(&self) -> &dyn MetadataStore {
+        self.0.meta.as_ref()
+    }
+
+    /// The token key.
+    pub fn key(&self) -> &TokenKey {
+        &self.0.key
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
+    /// Discards upload sessions untouched for longer than the configured time to live (files and
+    /// their records); returns how many went.
+    pub async fn expire_uploads(&self) -> Result<usize, Error> {
+        let ttl = self.0.limits.upload_ttl;
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(ttl)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let expired = self.blobs().expire_uploads(cutoff).await?;
+        for id in &expired {
+            self.meta().delete_upload(id.as_str()).await?;
+        }
+        // Records whose file vanished otherwise (a crash between the two stores): long past any use.
+        let secs = i64::try_from(ttl.as_secs().saturating_mul(7)).unwrap_or(i64::MAX);
+        self.meta()
+            .expire_uploads(rampart_store::now_unix().saturating_sub(secs))
+            .await?;
+        Ok(expired.len())
+    }
+}
+
+/// The default embedded layout of a data directory.
+///
+/// ```text
+/// DATA/meta.db          SQLite metadata (WAL)
+/// DATA/blobs/sha256/ab/<hex>
+/// DATA/uploads/<id>     uploads in progress
+/// DATA/token-key        HMAC key for token hashes (0600)
+/// DATA/admin-token      the first admin token (0600), written once
+/// ```
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// A data directory opened with its backends.
+#[derive(Debug)]
+pub struct Opened {
+    /// The state to serve.
+    pub state: AppState,
+    /// The SQLite backend, to close on shutdown.
+    pub sqlite: SqliteMetadata,
+    /// The admin token created on this first start, if this was the first start.
+    pub first_admin_token: Option<NewToken>,
+}
+
+impl DataDir {
+    /// A data directory at `root` (not yet opened).
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
+    /// Where the first admin token is written.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.root.join("admin-token")
+    }
+
+    /// Opens (creating, mode 0700) the directory and its backends. On the very first start (no token
+    /// exists yet) creates an admin token for every namespace, writes it to `DATA/admin-token` (0600)
+    /// and returns it, so the caller can show it once.
+    pub async fn open(&self, limits: Limits) -> Result<Opened, Error> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let io = |what: &str, e: std::io::Error| Error::Internal(format!("{what}: {e}"));
+        if !self.root.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.root)
+                .map_err(|e| io("creating the data directory", e))?;
+        } else {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&self.root)
+                .map_err(|e| io("reading the data directory", e))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    data = %self.root.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "the data directory is accessible to group or others; chmod 700 it"
+                );
+            }
+        }
+        let key = TokenKey::load_or_create(&self.root.join("token-key"))?;
+        let sqlite = SqliteMetadata::open(&self.root.join("meta.db")).await?;
+        let blobs = FsBlobStore::open(&self.root, limits.max_blob).await?;
+        let meta: Arc<dyn MetadataStore> = Arc::new(sqlite.clone());
+        let mut first_admin_token = None;
+        if meta.tokens().await?.is_empty() {
+            let everything: NamespacePattern = "**"
+                .parse()
+                .map_err(|e: rampart_core::Error| Error::Internal(e.to_string()))?;
+            let token =
+                create_token(meta.as_ref(), &key, "admin", Role::Admin, everything, None).await?;
+            let path = self.admin_token_path();
+            auth::write_private(&path, format!("{}\n", token.secret).as_bytes())
+                .map_err(|e| io("writing admin-token", e))?;
+            first_admin_token = Some(token);
+        }
+        let state = AppState::new(Arc::new(blobs), meta, key, limits);
+        Ok(Opened {
+            state,
+            sqlite,
+            first_admin_token,
+        })
+    }
+
+    /// Opens only the metadata and key (for `rampart token` commands), without creating anything but
+    /// the directory itself.
+    pub async fn open_tokens(&self) -> Result<(SqliteMetadata, TokenKey), Error> {
+        if !self.root.join("meta.db").exists() {
+            return Err(Error::Internal(format!(
+                "{} is not a Rampart data directory (start `rampart serve --data {}` once)",
+                self.root.display(),
+                self.root.display()
+            )));
+        }
+        let key = TokenKey::load_or_create(&self.root.join("token-key"))?;
+        let sqlite = SqliteMetadata::open(&self.root.join("meta.db")).await?;
+        Ok((sqlite, key))
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.meta().health().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+        }
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(error::body(
+            "UNKNOWN",
+            "internal server error",
+            serde_json::Value::Null,
+        )),
+    )
+        .into_response()
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request<Body>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            // The path only: never headers (credentials) or the query string.
+            tracing::info_span!(
+                "request",
+                request_id = %id,
+                method = %req.method(),
+                path = %req.uri().path(),
+                principal = tracing::field::Empty,
+            )
+        })
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
+    Router::new()
+        .route("/v2", get(oci::ping))
+        .route("/v2/", get(oci::ping))
+        .route("/v2/_catalog", get(oci::catalog))
+        .route("/v2/{*rest}", any(oci::dispatch))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}
