@@ -153,6 +153,21 @@ impl Walk<'_> {
         Ok(())
     }
 
+    /// A `StringStringEntryProto` (`external_data` key/value), shared by both decoding paths.
+    fn string_entry(data: &[u8], base: u64) -> Result<(String, String), Error> {
+        let mut key = String::new();
+        let mut value = String::new();
+        Self::each(data, base, |e| {
+            match e.number {
+                1 => key = e.text().unwrap_or_default(),
+                2 => value = e.text().unwrap_or_default(),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok((key, value))
+    }
+
     fn opset(&mut self, data: &[u8], base: u64) -> Result<(), Error> {
         let mut domain = String::new();
         let mut version = 0;
@@ -266,17 +281,7 @@ impl Walk<'_> {
                 (9, crate::protobuf::Wire::Bytes(b, _)) => t.raw_len = Some(b.len() as u64),
                 (14, _) => t.data_location = f.varint().unwrap_or_default(),
                 (13, crate::protobuf::Wire::Bytes(b, at)) => {
-                    let mut key = String::new();
-                    let mut value = String::new();
-                    Self::each(b, at, |e| {
-                        match e.number {
-                            1 => key = e.text().unwrap_or_default(),
-                            2 => value = e.text().unwrap_or_default(),
-                            _ => {}
-                        }
-                        Ok(())
-                    })?;
-                    t.external_data.push((key, value));
+                    t.external_data.push(Self::string_entry(b, at)?);
                 }
                 _ => {}
             }
@@ -565,17 +570,7 @@ impl Walk<'_> {
                 (9, _, Some((_, len))) => t.raw_len = Some(len),
                 (13, _, Some((at, len))) => {
                     let b = r.read(at, len, max)?;
-                    let mut key = String::new();
-                    let mut value = String::new();
-                    Self::each(&b, at, |e| {
-                        match e.number {
-                            1 => key = e.text().unwrap_or_default(),
-                            2 => value = e.text().unwrap_or_default(),
-                            _ => {}
-                        }
-                        Ok(())
-                    })?;
-                    t.external_data.push((key, value));
+                    t.external_data.push(Self::string_entry(&b, at)?);
                 }
                 _ => {}
             }
