@@ -4,11 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
+mod config;
+mod gc;
 mod output;
 mod sandbox;
 mod scan;
 mod serve;
 mod sign;
+mod token;
 
 /// The SBOM of this binary, produced by `build.rs` from `cargo metadata` and `Cargo.lock`.
 const SBOM: &str = include_str!(concat!(env!("OUT_DIR"), "/sbom.cdx.json"));
@@ -23,6 +27,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The tamper-evident audit log: verify it, list who did what, prove and check single records,
+    /// export it as C2SP tiles or JSONL, and hash a secret the way records do.
+    Audit(audit::AuditArgs),
     /// Print the CycloneDX 1.6 SBOM of this binary: every crate compiled into it, with version, purl,
     /// licence and the checksum recorded in Cargo.lock.
     Sbom,
@@ -42,8 +49,17 @@ enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Run the OCI model registry (authentication on; first start creates and prints an admin token).
     Serve(serve::ServeArgs),
-    /// Create, list and revoke API tokens in a data directory.
-    Token(serve::TokenArgs),
+    /// Show the registry configuration: `rampart config print [--config FILE]`.
+    Config(config::ConfigCmdArgs),
+    /// Delete blobs no repository or manifest references, older than a grace period; safe while
+    /// the server runs.
+    Gc(gc::GcArgs),
+    /// Check the data directory: every blob matches its digest, every reference has its blob, no
+    /// stray files. Exits 1 when a problem is found.
+    Fsck(gc::FsckArgs),
+    /// Create, list and revoke API tokens, in a data directory or through a running server's admin
+    /// API (--server).
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +70,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Audit(args) => audit::run(args),
         Command::Sbom => output::stdout(SBOM.as_bytes())
             .map(|()| ExitCode::SUCCESS)
             .map_err(anyhow::Error::from),
@@ -61,7 +78,10 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::sign(args),
         Command::Verify(args) => sign::verify(args),
         Command::Serve(args) => serve::serve(args),
-        Command::Token(args) => serve::token(args),
+        Command::Config(args) => config::run(args),
+        Command::Gc(args) => gc::gc(args),
+        Command::Fsck(args) => gc::fsck(args),
+        Command::Token(args) => token::token(args),
         Command::Sandbox(args) => sandbox::run(args),
     };
     match result {

@@ -119,10 +119,13 @@ pub enum Action {
     Delete,
     /// Manage tokens and repositories through the admin API.
     Admin,
+    /// Read the audit log through the admin API.
+    AuditRead,
 }
 
-/// A role granted to a token within a namespace pattern. Roles are cumulative:
-/// `reader` ⊂ `publisher` ⊂ `admin`.
+/// A role granted to a token within a namespace pattern. The registry roles are cumulative:
+/// `reader` ⊂ `publisher` ⊂ `admin`. `auditor` stands apart: it may read the audit log and nothing
+/// else (not even pull). The derived order is declaration order, not privilege: use [`Role::allows`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Role {
@@ -130,19 +133,26 @@ pub enum Role {
     Reader,
     /// Pull, push and tag.
     Publisher,
-    /// Everything, including delete and token management.
+    /// Everything, including delete, token management and the audit log.
     Admin,
+    /// Read the audit log, nothing else.
+    Auditor,
 }
 
 impl Role {
-    /// Whether this role permits `action`.
+    /// Whether this role permits `action`. Written out per role (no ordering tricks) so a new role
+    /// gets nothing by accident.
     pub fn allows(self, action: Action) -> bool {
-        match action {
-            Action::Pull => true,
-            Action::Push => self >= Role::Publisher,
-            Action::Delete | Action::Admin => self >= Role::Admin,
+        match self {
+            Role::Reader => matches!(action, Action::Pull),
+            Role::Publisher => matches!(action, Action::Pull | Action::Push),
+            Role::Admin => true,
+            Role::Auditor => matches!(action, Action::AuditRead),
         }
     }
+
+    /// Every role, for tables and tests.
+    pub const ALL: [Role; 4] = [Role::Reader, Role::Publisher, Role::Admin, Role::Auditor];
 
     /// The role's name as written in configuration and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -150,6 +160,7 @@ impl Role {
             Role::Reader => "reader",
             Role::Publisher => "publisher",
             Role::Admin => "admin",
+            Role::Auditor => "auditor",
         }
     }
 }
@@ -162,6 +173,7 @@ impl FromStr for Role {
             "reader" => Ok(Role::Reader),
             "publisher" => Ok(Role::Publisher),
             "admin" => Ok(Role::Admin),
+            "auditor" => Ok(Role::Auditor),
             _ => Err(Error::Role),
         }
     }
@@ -241,12 +253,17 @@ mod tests {
     fn roles_are_cumulative() {
         use Action::*;
         let table = [
-            (Role::Reader, [true, false, false, false]),
-            (Role::Publisher, [true, true, false, false]),
-            (Role::Admin, [true, true, true, true]),
+            (Role::Reader, [true, false, false, false, false]),
+            (Role::Publisher, [true, true, false, false, false]),
+            (Role::Admin, [true, true, true, true, true]),
+            (Role::Auditor, [false, false, false, false, true]),
         ];
+        assert_eq!(table.map(|(r, _)| r), Role::ALL);
         for (role, expect) in table {
-            for (action, want) in [Pull, Push, Delete, Admin].into_iter().zip(expect) {
+            for (action, want) in [Pull, Push, Delete, Admin, AuditRead]
+                .into_iter()
+                .zip(expect)
+            {
                 assert_eq!(role.allows(action), want, "{role} {action:?}");
             }
             assert_eq!(role.as_str().parse::<Role>().unwrap(), role);

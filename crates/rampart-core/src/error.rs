@@ -39,6 +39,6 @@ pub enum Error {
         reason: &'static str,
     },
     /// Not one of the known roles.
-    #[error("invalid role: expected one of reader, publisher, admin")]
+    #[error("invalid role: expected one of reader, publisher, admin, auditor")]
     Role,
 }

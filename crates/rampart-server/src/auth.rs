@@ -4,11 +4,17 @@
 //! database keeps only HMAC-SHA256(key, token), where the key lives in `DATA/token-key` (mode 0600), so
 //! a stolen database alone does not let anyone check guesses offline. Lookup is by keyed hash and the
 //! final comparison is constant-time.
+//!
+//! A request may also carry `Authorization: Bearer <jwt>`, a registry token from the Docker token
+//! flow ([`crate::token`]). Such a principal is the Rampart token the JWT was issued against,
+//! re-read from the database on every request (so revocation and expiry take effect at once),
+//! further restricted to the repositories and actions listed in the JWT.
 
 use std::fmt;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 use base64ct::Encoding as _;
@@ -18,6 +24,12 @@ use rampart_store::{MetadataStore, TokenRecord, now_unix};
 use subtle::ConstantTimeEq as _;
 
 use crate::Error;
+use rampart_jwt::{Access, SigningKey};
+
+/// The `service` (JWT audience) of this registry's token flow.
+pub const SERVICE: &str = "rampart";
+/// The `sub` of a JWT issued without credentials (token ids are hex, so it names no token).
+pub(crate) const ANONYMOUS_SUBJECT: &str = "anonymous";
 
 const TOKEN_PREFIX: &str = "rampart_";
 
@@ -99,6 +111,17 @@ impl TokenKey {
         mac.update(token.as_bytes());
         mac.finalize().into_bytes().into()
     }
+
+    /// A key for another purpose, derived from this one under a distinct label (so the JWT key
+    /// needs no file of its own and changes when the token key is rotated).
+    pub(crate) fn derive(&self, label: &str) -> [u8; 32] {
+        self.hash(&format!("rampart key derivation\0{label}"))
+    }
+
+    /// The HS256 key registry JWTs are signed with.
+    pub(crate) fn jwt_key(&self) -> SigningKey {
+        SigningKey::from_bytes(self.derive("registry-jwt-hs256-v1"))
+    }
 }
 
 /// A newly created token: the record stored and the secret, to be shown exactly once.
@@ -150,12 +173,77 @@ pub struct Principal {
     pub role: Role,
     /// Its namespace.
     pub namespace: NamespacePattern,
+    /// With a registry JWT: the access it lists (a further restriction). `None` with Basic.
+    scope: Option<Arc<Vec<Access>>>,
+}
+
+/// The JWT action name of a registry action (`None`: never granted through a JWT).
+pub(crate) fn action_name(action: Action) -> Option<&'static str> {
+    match action {
+        Action::Pull => Some("pull"),
+        Action::Push => Some("push"),
+        Action::Delete => Some("delete"),
+        _ => None,
+    }
 }
 
 impl Principal {
+    /// A principal holding exactly what a token record holds.
+    pub(crate) fn of(record: TokenRecord) -> Self {
+        Self {
+            token_id: record.id,
+            role: record.role,
+            namespace: record.namespace,
+            scope: None,
+        }
+    }
+
+    /// Whether the token itself (ignoring any JWT restriction) may do `action` on `repo`.
+    pub(crate) fn holds(&self, action: Action, repo: &RepoName) -> bool {
+        self.namespace.matches(repo) && self.role.allows(action)
+    }
+
+    fn scope_has(&self, kind: &str, name: &str, action: &str) -> bool {
+        self.scope.as_ref().is_none_or(|scope| {
+            scope.iter().any(|a| {
+                a.kind == kind
+                    && a.name == name
+                    && a.actions.iter().any(|x| x == action || x == "*")
+            })
+        })
+    }
+
     /// Whether this principal may do `action` on `repo`.
     pub fn can(&self, action: Action, repo: &RepoName) -> bool {
-        self.namespace.matches(repo) && self.role.allows(action)
+        self.holds(action, repo)
+            && (self.scope.is_none()
+                || action_name(action)
+                    .is_some_and(|name| self.scope_has("repository", repo.as_str(), name)))
+    }
+
+    /// Whether `repo` appears in this principal's `_catalog`: with Basic, the repositories it may
+    /// pull; with a JWT, those too if the JWT grants `registry:catalog:*`, else only the
+    /// repositories the JWT itself grants pull on.
+    pub fn can_list(&self, repo: &RepoName) -> bool {
+        if self.scope.is_some() && self.scope_has("registry", "catalog", "*") {
+            return self.holds(Action::Pull, repo);
+        }
+        self.can(Action::Pull, repo)
+    }
+
+    /// Whether this principal may use the admin API: an admin token on every namespace (`**`), and
+    /// with a JWT only if it grants `registry:admin:*`.
+    pub fn is_global_admin(&self) -> bool {
+        self.role.allows(Action::Admin)
+            && self.namespace.as_str() == "**"
+            && self.scope_has("registry", "admin", "*")
+    }
+
+    /// Whether this principal may read the audit log (admin or auditor on `**`).
+    pub fn can_read_audit(&self) -> bool {
+        self.role.allows(Action::AuditRead)
+            && self.namespace.as_str() == "**"
+            && self.scope_has("registry", "audit", "read")
     }
 }
 
@@ -172,8 +260,21 @@ fn basic_password(headers: &HeaderMap) -> Option<String> {
     Some(password.to_owned())
 }
 
+/// The JWT from an `Authorization: Bearer` header.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
+}
+
+/// Whether a token record is usable now.
+fn live(record: &TokenRecord) -> bool {
+    record.revoked_at.is_none() && record.expires_at.is_none_or(|t| t > now_unix())
+}
+
 /// Authenticates a request. `Ok(None)` means no credentials were presented; presented credentials that
-/// are unknown, expired or revoked are an error.
+/// are unknown, expired or revoked are an error. Accepts Basic (token as password) and Bearer (a
+/// registry JWT from `/token`).
 pub async fn authenticate(
     meta: &dyn MetadataStore,
     key: &TokenKey,
@@ -182,6 +283,104 @@ pub async fn authenticate(
     if headers.get(header::AUTHORIZATION).is_none() {
         return Ok(None);
     }
+    if let Some(jwt) = bearer_token(headers) {
+        let claims = key
+            .jwt_key()
+            .verify(jwt, SERVICE, now_unix())
+            .map_err(|_| Error::Unauthorized)?;
+        if claims.sub == ANONYMOUS_SUBJECT {
+            // An anonymous JWT is exactly no credentials: the anonymous-pull configuration decides.
+            return Ok(None);
+        }
+        // Re-check the token behind the JWT: revocation and expiry apply at once, and a role or
+        // namespace that shrank since issue is what counts.
+        let Some(record) = meta.token_by_id(&claims.sub).await? else {
+            return Err(Error::Unauthorized);
+        };
+        if !live(&record) {
+            return Err(Error::Unauthorized);
+        }
+        let mut p = Principal::of(record);
+        p.scope = Some(Arc::new(claims.access));
+        return Ok(Some(p));
+    }
+    Ok(Some(basic_principal(meta, key, headers).await?))
+}
+
+/// The outcome of authenticating a request, computed once by [`identify_layer`] (the outermost
+/// middleware) and kept in the request's extensions, so the rate limiter, the audit record and the
+/// handler all see the same caller for one database lookup.
+#[derive(Debug, Clone)]
+pub(crate) enum Identity {
+    /// No credentials were presented (or an anonymous JWT).
+    Anonymous,
+    /// Valid credentials.
+    Valid(Principal),
+    /// Credentials were presented and refused (unknown, expired, revoked, malformed).
+    Invalid,
+}
+
+/// Authenticates the request once and records the outcome in its extensions. A storage error is
+/// not cached: the handler then authenticates again and reports it.
+pub(crate) async fn identify_layer(
+    axum::extract::State(st): axum::extract::State<crate::AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    if path != "/healthz" && path != "/readyz" {
+        match authenticate(st.meta(), st.key(), req.headers()).await {
+            Ok(None) => {
+                req.extensions_mut().insert(Identity::Anonymous);
+            }
+            Ok(Some(p)) => {
+                req.extensions_mut().insert(Identity::Valid(p));
+            }
+            Err(Error::Unauthorized) => {
+                req.extensions_mut().insert(Identity::Invalid);
+            }
+            Err(_) => {}
+        }
+    }
+    next.run(req).await
+}
+
+/// The caller of a request: the cached [`Identity`] if the middleware ran, else a fresh
+/// [`authenticate`].
+pub(crate) async fn identify(
+    st: &crate::AppState,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Result<Option<Principal>, Error> {
+    match extensions.get::<Identity>() {
+        Some(Identity::Anonymous) => Ok(None),
+        Some(Identity::Valid(p)) => Ok(Some(p.clone())),
+        Some(Identity::Invalid) => Err(Error::Unauthorized),
+        None => authenticate(st.meta(), st.key(), headers).await,
+    }
+}
+
+/// The caller as an extractor (see [`identify`]).
+#[derive(Debug)]
+pub(crate) struct Caller(pub(crate) Result<Option<Principal>, Error>);
+
+impl axum::extract::FromRequestParts<crate::AppState> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        st: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(identify(st, &parts.headers, &parts.extensions).await))
+    }
+}
+
+/// The live token whose secret is the Basic password. Any failure is `Unauthorized`.
+pub(crate) async fn basic_principal(
+    meta: &dyn MetadataStore,
+    key: &TokenKey,
+    headers: &HeaderMap,
+) -> Result<Principal, Error> {
     let Some(secret) = basic_password(headers) else {
         return Err(Error::Unauthorized);
     };
@@ -195,15 +394,10 @@ pub async fn authenticate(
     if !bool::from(record.keyed_hash.ct_eq(&hash)) {
         return Err(Error::Unauthorized);
     }
-    let now = now_unix();
-    if record.revoked_at.is_some() || record.expires_at.is_some_and(|t| t <= now) {
+    if !live(&record) {
         return Err(Error::Unauthorized);
     }
-    Ok(Some(Principal {
-        token_id: record.id,
-        role: record.role,
-        namespace: record.namespace,
-    }))
+    Ok(Principal::of(record))
 }
 
 #[cfg(test)]
@@ -223,6 +417,52 @@ mod tests {
         assert_eq!(basic_password(&h), None);
         h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
         assert_eq!(basic_password(&h), None);
+    }
+
+    fn principal(role: Role, ns: &str, scope: Option<Vec<Access>>) -> Principal {
+        let mut p = Principal::of(TokenRecord {
+            id: "t".into(),
+            name: "t".into(),
+            role,
+            namespace: ns.parse().unwrap(),
+            keyed_hash: [0; 32],
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+        });
+        p.scope = scope.map(Arc::new);
+        p
+    }
+
+    #[test]
+    fn admin_api_and_audit_rights() {
+        // (role, namespace) -> (admin API, audit log)
+        for (role, ns, admin, audit) in [
+            (Role::Admin, "**", true, true),
+            (Role::Admin, "acme/**", false, false),
+            (Role::Auditor, "**", false, true),
+            (Role::Auditor, "acme/**", false, false),
+            (Role::Publisher, "**", false, false),
+            (Role::Reader, "**", false, false),
+        ] {
+            let p = principal(role, ns, None);
+            assert_eq!(p.is_global_admin(), admin, "{role} {ns}");
+            assert_eq!(p.can_read_audit(), audit, "{role} {ns}");
+        }
+        // Through a JWT, only with the matching registry grant.
+        let grant = |name: &str, action: &str| Access {
+            kind: "registry".into(),
+            name: name.into(),
+            actions: vec![action.into()],
+        };
+        let p = principal(Role::Admin, "**", Some(vec![]));
+        assert!(!p.is_global_admin() && !p.can_read_audit());
+        let p = principal(Role::Admin, "**", Some(vec![grant("admin", "*")]));
+        assert!(p.is_global_admin() && !p.can_read_audit());
+        let p = principal(Role::Auditor, "**", Some(vec![grant("audit", "read")]));
+        assert!(!p.is_global_admin() && p.can_read_audit());
+        let repo: RepoName = "acme/m".parse().unwrap();
+        assert!(!p.can(Action::Pull, &repo) && !p.can_list(&repo));
     }
 
     #[test]

@@ -7,9 +7,15 @@
 
 #![forbid(unsafe_code)]
 
+mod api;
+pub mod audit;
 pub mod auth;
 mod error;
+pub mod limit;
+pub mod listen;
 mod oci;
+pub mod tls;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,8 +34,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+pub use api::OPENAPI;
 pub use auth::{NewToken, Principal, TokenKey, create_token};
 pub use error::Error;
+pub use token::TokenService;
 
 /// Size limits applied to requests.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +48,10 @@ pub struct Limits {
     pub max_blob: u64,
     /// Upload sessions untouched for this long are discarded.
     pub upload_ttl: Duration,
+    /// Largest request body on routes that carry no blob or manifest (token, admin API, ...).
+    pub max_body: usize,
+    /// Per-principal and per-IP rate limits.
+    pub rate: limit::RateLimits,
 }
 
 impl Default for Limits {
@@ -48,6 +60,8 @@ impl Default for Limits {
             max_manifest: 4 * 1024 * 1024,
             max_blob: 64 * 1024 * 1024 * 1024,
             upload_ttl: Duration::from_secs(24 * 3600),
+            max_body: 1024 * 1024,
+            rate: limit::RateLimits::default(),
         }
     }
 }
@@ -57,6 +71,10 @@ struct Inner {
     meta: Arc<dyn MetadataStore>,
     key: TokenKey,
     limits: Limits,
+    token_service: std::sync::OnceLock<TokenService>,
+    limiters: limit::Limiters,
+    anonymous_pull: std::sync::OnceLock<Vec<NamespacePattern>>,
+    audit: std::sync::OnceLock<rampart_audit::AuditLog>,
 }
 
 /// Everything a request handler needs: storage backends behind traits, the token key and limits.
@@ -86,7 +104,70 @@ impl AppState {
             meta,
             key,
             limits,
+            token_service: std::sync::OnceLock::new(),
+            limiters: limit::Limiters::new(limits.rate),
+            anonymous_pull: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Lets requests without credentials pull from repositories matching any of `patterns` (reader
+    /// rights there, nothing else). Off by default. Only the first call counts; returns whether this
+    /// call took effect.
+    pub fn set_anonymous_pull(&self, patterns: Vec<NamespacePattern>) -> bool {
+        self.0.anonymous_pull.set(patterns).is_ok()
+    }
+
+    /// The principal an anonymous request gets for `repo`: a reader on the first configured
+    /// anonymous-pull pattern matching it, if any.
+    pub(crate) fn anonymous_for(&self, repo: &rampart_core::RepoName) -> Option<Principal> {
+        let pattern = self
+            .0
+            .anonymous_pull
+            .get()?
+            .iter()
+            .find(|p| p.matches(repo))?;
+        Some(Principal::of(rampart_store::TokenRecord {
+            id: "anonymous".into(),
+            name: "anonymous".into(),
+            role: Role::Reader,
+            namespace: pattern.clone(),
+            keyed_hash: [0; 32],
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+        }))
+    }
+
+    /// Records every request in `log` from now on, failing closed (see [`audit`]). [`DataDir::open`]
+    /// always does this; a state built with [`AppState::new`] alone records nothing. Only the first
+    /// call counts; returns whether this call took effect.
+    pub fn set_audit(&self, log: rampart_audit::AuditLog) -> bool {
+        self.0.audit.set(log).is_ok()
+    }
+
+    /// The audit log, if requests are recorded.
+    pub fn audit(&self) -> Option<&rampart_audit::AuditLog> {
+        self.0.audit.get()
+    }
+
+    pub(crate) fn limiters(&self) -> &limit::Limiters {
+        &self.0.limiters
+    }
+
+    /// Configures the Docker token flow (realm, lifetime); call it before serving. Only the first
+    /// call counts; until then the defaults apply ([`TokenService::default`]). Returns whether this
+    /// call took effect.
+    pub fn set_token_service(&self, service: TokenService) -> bool {
+        self.0.token_service.set(service).is_ok()
+    }
+
+    /// The token-flow settings.
+    pub fn token_service(&self) -> &TokenService {
+        self.0
+            .token_service
+            .get()
+            .unwrap_or(&token::DEFAULT_SERVICE)
     }
 
     /// The blob store.
@@ -152,6 +233,8 @@ pub struct Opened {
     pub sqlite: SqliteMetadata,
     /// The admin token created on this first start, if this was the first start.
     pub first_admin_token: Option<NewToken>,
+    /// The audit log every request is recorded in (shut it down last, for a final checkpoint).
+    pub audit: rampart_audit::AuditLog,
 }
 
 impl DataDir {
@@ -171,6 +254,18 @@ impl DataDir {
     /// exists yet) creates an admin token for every namespace, writes it to `DATA/admin-token` (0600)
     /// and returns it, so the caller can show it once.
     pub async fn open(&self, limits: Limits) -> Result<Opened, Error> {
+        self.open_with_audit(limits, rampart_audit::AuditConfig::default())
+            .await
+    }
+
+    /// [`DataDir::open`] with explicit audit-log settings. The log lives in `DATA/audit` (see
+    /// `rampart_audit::layout`); opening it recovers from a crash and refuses a log whose signed
+    /// records are missing.
+    pub async fn open_with_audit(
+        &self,
+        limits: Limits,
+        audit: rampart_audit::AuditConfig,
+    ) -> Result<Opened, Error> {
         use std::os::unix::fs::DirBuilderExt as _;
         let io = |what: &str, e: std::io::Error| Error::Internal(format!("{what}: {e}"));
         if !self.root.exists() {
@@ -209,11 +304,19 @@ impl DataDir {
                 .map_err(|e| io("writing admin-token", e))?;
             first_admin_token = Some(token);
         }
+        let audit_dir = rampart_audit::audit_dir(&self.root);
+        let log =
+            tokio::task::spawn_blocking(move || rampart_audit::AuditLog::open(audit_dir, audit))
+                .await
+                .map_err(|e| Error::Internal(format!("opening the audit log: {e}")))?
+                .map_err(|e| Error::Internal(format!("opening the audit log: {e}")))?;
         let state = AppState::new(Arc::new(blobs), meta, key, limits);
+        state.set_audit(log.clone());
         Ok(Opened {
             state,
             sqlite,
             first_admin_token,
+            audit: log,
         })
     }
 
@@ -238,6 +341,10 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
+    if st.audit().is_some_and(|log| !log.is_healthy()) {
+        tracing::error!("readiness check failed: the audit log cannot record requests");
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: audit log\n").into_response();
+    }
     match st.meta().health().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
@@ -245,6 +352,71 @@ async fn readyz(State(st): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
         }
     }
+}
+
+/// `GET /metrics`: Prometheus text exposition of the audit log's health (for an auditor or admin on
+/// `**`; a scraper authenticates like any client).
+async fn metrics(State(st): State<AppState>, caller: auth::Caller) -> Response {
+    match caller.0 {
+        Ok(Some(p)) if p.can_read_audit() => {}
+        Ok(Some(_)) => return Error::Denied.into_response(),
+        Ok(None) => return Error::Unauthorized.into_response(),
+        Err(e) => return e.into_response(),
+    }
+    let mut out = String::new();
+    if let Some(log) = st.audit() {
+        let c = log.counters();
+        for (name, help, kind, value) in [
+            (
+                "rampart_audit_records_total",
+                "Audit records made durable since start.",
+                "counter",
+                c.appended,
+            ),
+            (
+                "rampart_audit_failures_total",
+                "Audit appends that failed or timed out (each failed its request with 503).",
+                "counter",
+                c.failures,
+            ),
+            (
+                "rampart_audit_checkpoints_total",
+                "Audit checkpoints signed since start.",
+                "counter",
+                c.checkpoints,
+            ),
+            (
+                "rampart_audit_batches_total",
+                "Audit group commits (one write and fsync each) since start.",
+                "counter",
+                c.batches,
+            ),
+            (
+                "rampart_audit_log_size",
+                "Records in the audit log (its Merkle tree size).",
+                "gauge",
+                log.size(),
+            ),
+            (
+                "rampart_audit_healthy",
+                "1 when the audit log can record requests, 0 when requests are refused.",
+                "gauge",
+                u64::from(log.is_healthy()),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -285,8 +457,27 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/", get(oci::ping))
         .route("/v2/_catalog", get(oci::catalog))
         .route("/v2/{*rest}", any(oci::dispatch))
+        .route("/token", get(token::issue))
+        .merge(api::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            token::challenge,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit::protect,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify_layer,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(trace)

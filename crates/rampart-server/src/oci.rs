@@ -25,7 +25,7 @@ const DEFAULT_PAGE: u32 = 1000;
 
 /// A parsed `/v2/<name>/...` route.
 #[derive(Debug)]
-enum Route {
+pub(crate) enum Route {
     Blob(RepoName, String),
     UploadStart(RepoName),
     Upload(RepoName, String),
@@ -40,7 +40,7 @@ fn name(raw: &str) -> Result<RepoName, Error> {
 }
 
 /// Splits `rest` (the path after `/v2/`) into a route. Unknown shapes are `None`.
-fn parse_route(rest: &str) -> Option<Result<Route, Error>> {
+pub(crate) fn parse_route(rest: &str) -> Option<Result<Route, Error>> {
     if let Some(n) = rest.strip_suffix("/tags/list") {
         return Some(name(n).map(Route::Tags));
     }
@@ -95,8 +95,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The first value of each query parameter, decoded.
-fn query(req: &Request) -> Vec<(String, String)> {
+/// Every query parameter, decoded, in order.
+pub(crate) fn query(req: &Request) -> Vec<(String, String)> {
     req.uri()
         .query()
         .unwrap_or("")
@@ -107,6 +107,36 @@ fn query(req: &Request) -> Vec<(String, String)> {
             (percent_decode(k), percent_decode(v))
         })
         .collect()
+}
+
+/// The Docker token-flow scope a request needs, for the `Bearer` challenge of a 401 (`None` for
+/// the ping and for paths that are not registry routes).
+pub(crate) fn scope_for(method: &Method, path: &str, q: &[(String, String)]) -> Option<String> {
+    if path == "/v2/_catalog" {
+        return Some("registry:catalog:*".to_owned());
+    }
+    let rest = path.strip_prefix("/v2/")?;
+    let route = parse_route(rest)?.ok()?;
+    let repo = match &route {
+        Route::Blob(r, _)
+        | Route::UploadStart(r)
+        | Route::Upload(r, _)
+        | Route::Manifest(r, _)
+        | Route::Tags(r)
+        | Route::Referrers(r, _) => r,
+    };
+    let actions = match *method {
+        Method::GET | Method::HEAD => "pull",
+        Method::DELETE if !matches!(route, Route::Upload(..)) => "delete",
+        _ => "pull,push",
+    };
+    let mut scope = format!("repository:{repo}:{actions}");
+    if let (Route::UploadStart(_), Some(from)) = (&route, param(q, "from"))
+        && let Ok(from) = from.parse::<RepoName>()
+    {
+        scope.push_str(&format!(" repository:{from}:pull"));
+    }
+    Some(scope)
 }
 
 fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -129,6 +159,20 @@ fn oci_headers(resp: &mut Response) {
     );
 }
 
+/// The principal of a request without credentials: only reads (`GET`/`HEAD`) of a repository matching
+/// a configured anonymous-pull pattern; anything else stays `401` so clients send credentials.
+fn anonymous(st: &AppState, req: &Request) -> Option<Principal> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return None;
+    }
+    let rest = req.uri().path().strip_prefix("/v2/")?;
+    let repo = match parse_route(rest)?.ok()? {
+        Route::Blob(r, _) | Route::Manifest(r, _) | Route::Tags(r) | Route::Referrers(r, _) => r,
+        Route::UploadStart(_) | Route::Upload(..) => return None,
+    };
+    st.anonymous_for(&repo)
+}
+
 fn require(p: &Principal, action: Action, repo: &RepoName) -> Result<(), Error> {
     if p.can(action, repo) {
         Ok(())
@@ -138,8 +182,8 @@ fn require(p: &Principal, action: Action, repo: &RepoName) -> Result<(), Error> 
 }
 
 /// `GET /v2/`: the version check. 200 with credentials, 401 with a challenge without.
-pub(crate) async fn ping(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    match auth::authenticate(st.meta(), st.key(), &headers).await {
+pub(crate) async fn ping(caller: auth::Caller) -> Response {
+    match caller.0 {
         Ok(Some(_)) => {
             let mut resp = axum::Json(json!({})).into_response();
             oci_headers(&mut resp);
@@ -154,8 +198,9 @@ pub(crate) async fn ping(State(st): State<AppState>, headers: HeaderMap) -> Resp
 pub(crate) async fn catalog(State(st): State<AppState>, req: Request) -> Response {
     let q = query(&req);
     let headers = req.headers().clone();
+    let extensions = req.extensions().clone();
     let result = async {
-        let principal = auth::authenticate(st.meta(), st.key(), &headers)
+        let principal = auth::identify(&st, &headers, &extensions)
             .await?
             .ok_or(Error::Unauthorized)?;
         let n = page_size(&q)?;
@@ -165,7 +210,7 @@ pub(crate) async fn catalog(State(st): State<AppState>, req: Request) -> Respons
             .repositories()
             .await?
             .into_iter()
-            .filter(|r| principal.can(Action::Pull, r) && r.as_str() > last)
+            .filter(|r| principal.can_list(r) && r.as_str() > last)
             .collect();
         let more = repos.len() > n as usize;
         let page: Vec<&str> = repos
@@ -206,9 +251,10 @@ pub(crate) async fn dispatch(State(st): State<AppState>, req: Request) -> Respon
 
 async fn dispatch_inner(st: &AppState, req: Request) -> Result<Response, Error> {
     // Authenticate first: anonymous callers learn nothing, not even whether a name is valid.
-    let principal = auth::authenticate(st.meta(), st.key(), req.headers())
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let principal = match auth::identify(st, req.headers(), req.extensions()).await? {
+        Some(p) => p,
+        None => anonymous(st, &req).ok_or(Error::Unauthorized)?,
+    };
     // The token's public id, never the secret: every log line of the request says who it was.
     tracing::Span::current().record("principal", principal.token_id.as_str());
     let path = req.uri().path().to_owned();
@@ -223,9 +269,17 @@ async fn dispatch_inner(st: &AppState, req: Request) -> Result<Response, Error> 
             require(&principal, Action::Pull, &repo)?;
             get_blob(st, &repo, &digest(&d)?, m == Method::HEAD, req.headers()).await
         }
-        (Route::Blob(repo, _), Method::DELETE) => {
+        (Route::Blob(repo, d), Method::DELETE) => {
             require(&principal, Action::Delete, &repo)?;
-            Err(Error::Unsupported)
+            // Unlinks the blob from this repository only; the file goes when `rampart gc` finds it
+            // unreferenced everywhere.
+            let d = digest(&d)?;
+            if st.meta().unlink_blob(&repo, &d).await? {
+                tracing::info!(%repo, digest = %d, "blob unlinked");
+                Ok(StatusCode::ACCEPTED.into_response())
+            } else {
+                Err(Error::BlobUnknown(d))
+            }
         }
         (Route::UploadStart(repo), Method::POST) => {
             require(&principal, Action::Push, &repo)?;
@@ -423,7 +477,7 @@ async fn start_upload(
             && let Some(size) = st.meta().linked_blob(&from, &d).await?
             && st.blobs().stat(&d).await?.is_some()
         {
-            st.meta().link_blob(&repo, &d, size).await?;
+            link_verified(st, &repo, &d, size).await?;
             tracing::info!(%repo, %from, digest = %d, "blob mounted");
             return blob_created(&repo, &d);
         }
@@ -530,8 +584,22 @@ async fn finish_upload(
         st.meta().delete_upload(id.as_str()).await?;
     }
     let size = result?;
-    st.meta().link_blob(repo, d, size).await?;
+    link_verified(st, repo, d, size).await?;
     Ok(size)
+}
+
+/// Links a published blob, then checks its file is still there: a concurrent `rampart gc` may have
+/// deleted an old unreferenced copy of the same content just before the link committed (see
+/// `rampart_store::gc`). Then the link is undone and the request fails, to be retried.
+async fn link_verified(st: &AppState, repo: &RepoName, d: &Digest, size: u64) -> Result<(), Error> {
+    st.meta().link_blob(repo, d, size).await?;
+    if st.blobs().stat(d).await?.is_none() {
+        st.meta().unlink_blob(repo, d).await?;
+        return Err(Error::Internal(format!(
+            "blob {d} was garbage-collected while being linked; retry the upload"
+        )));
+    }
+    Ok(())
 }
 
 async fn put_upload(
@@ -661,6 +729,7 @@ async fn put_manifest(
     };
     // Every referenced blob (image manifest) or manifest (index) must already be in this repository.
     let mut missing = Vec::new();
+    let mut blobs = Vec::new();
     if is_index {
         for m in doc
             .get("manifests")
@@ -683,6 +752,7 @@ async fn put_manifest(
             if st.meta().linked_blob(repo, &bd).await?.is_none() {
                 missing.push(bd);
             }
+            blobs.push(bd);
         }
     }
     if !missing.is_empty() {
@@ -695,7 +765,7 @@ async fn put_manifest(
         .map(str::to_owned)
         .or(config_type);
     let size = bytes.len() as u64;
-    st.blobs().put(&d, bytes).await?;
+    st.blobs().put(&d, bytes.clone()).await?;
     let record = ManifestRecord {
         digest: d,
         media_type,
@@ -703,7 +773,19 @@ async fn put_manifest(
         artifact_type,
         subject,
     };
-    st.meta().put_manifest(repo, &record, tag.as_ref()).await?;
+    // Checked again atomically with the insert: a blob unlinked and garbage-collected meanwhile makes
+    // this a MANIFEST_BLOB_UNKNOWN, never a manifest pointing at nothing.
+    let missing = st
+        .meta()
+        .put_manifest_checked(repo, &record, tag.as_ref(), &blobs)
+        .await?;
+    if !missing.is_empty() {
+        return Err(Error::ManifestBlobUnknown(missing));
+    }
+    if st.blobs().stat(&d).await?.is_none() {
+        // gc removed an old unreferenced copy of these bytes before the record committed.
+        st.blobs().put(&d, bytes).await?;
+    }
     tracing::info!(%repo, digest = %d, tag = tag.as_ref().map(Tag::as_str), "manifest stored");
     let mut builder = Response::builder()
         .status(StatusCode::CREATED)

@@ -258,12 +258,24 @@ async fn blob_get_head_range_and_unknown() {
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    // An admin DELETE unlinks the blob from the repository (the file goes at the next gc).
     let r = req(Method::DELETE, format!("/v2/acme/m/blobs/{d}"))
         .auth(&f.admin)
         .send(&f.app)
         .await;
-    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(error_code(r).await, "UNSUPPORTED");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = req(Method::GET, format!("/v2/acme/m/blobs/{d}"))
+        .auth(&f.admin)
+        .send(&f.app)
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
+    let r = req(Method::DELETE, format!("/v2/acme/m/blobs/{d}"))
+        .auth(&f.admin)
+        .send(&f.app)
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
 }
 
 #[tokio::test]
@@ -885,6 +897,8 @@ async fn authorisation_matrix() {
             .unwrap()
     );
     let other_ns = token(&f.state, Role::Admin, "other/**", None).await;
+    // The auditor reads the audit log and nothing else: valid credentials, no registry right.
+    let auditor = token(&f.state, Role::Auditor, "**", None).await;
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Need {
@@ -956,6 +970,7 @@ async fn authorisation_matrix() {
         ("expired", Some(&expired), None),
         ("revoked", Some(&revoked_tok.secret), None),
         ("other-namespace", Some(&other_ns), Some(Need::Any)),
+        ("auditor", Some(&auditor), Some(Need::Any)),
     ];
     let rank = |n: Need| match n {
         Need::Any => 0,

@@ -122,6 +122,20 @@ struct Session {
     size: u64,
 }
 
+/// Sets a file's mtime to now (a missing file is not an error: the caller re-checks).
+async fn touch(path: PathBuf) -> Result<()> {
+    tokio::task::spawn_blocking(
+        move || match std::fs::File::options().append(true).open(&path) {
+            Ok(f) => f.set_modified(SystemTime::now()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        },
+    )
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    Ok(())
+}
+
 /// Blobs as files: `ROOT/blobs/sha256/ab/<hex>`, uploads under `ROOT/uploads/<id>`.
 pub struct FsBlobStore {
     root: PathBuf,
@@ -203,9 +217,10 @@ impl FsBlobStore {
         };
         fs::create_dir_all(dir).await?;
         if fs::try_exists(&dest).await? {
-            // Content-addressed: the same bytes are already there.
+            // Content-addressed: the same bytes are already there. Refresh the mtime so a concurrent
+            // `rampart gc` treats it as young (see `gc`'s protocol).
             fs::remove_file(tmp).await?;
-            return Ok(());
+            return touch(dest).await;
         }
         fs::rename(tmp, &dest).await?;
         let dir = dir.to_owned();
@@ -284,7 +299,7 @@ impl BlobStore for FsBlobStore {
             });
         }
         if self.stat(expected).await?.is_some() {
-            return Ok(());
+            return touch(self.blob_path(expected)).await;
         }
         let id = UploadId::random()?;
         let tmp = self.upload_path(&id);

@@ -11,6 +11,7 @@
 
 mod blob;
 mod error;
+pub mod gc;
 mod meta;
 mod sqlite;
 

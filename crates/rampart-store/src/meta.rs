@@ -90,6 +90,8 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
     async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<()>;
     /// The size of a blob if it is visible in the repository.
     async fn linked_blob(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>>;
+    /// Removes a blob's link from a repository (the file stays until gc); whether it was linked.
+    async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
 
     /// Records a manifest (and optionally points `tag` at it), creating the repository.
     async fn put_manifest(
@@ -100,6 +102,28 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
     ) -> Result<()>;
     /// A manifest of the repository by digest.
     async fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>>;
+    /// Like [`MetadataStore::put_manifest`], but first checks, atomically with the write, that every
+    /// blob in `blobs` is linked to `repo`. Returns the missing ones (and writes nothing) if any are.
+    /// This is what keeps a concurrent `rampart gc` from leaving a manifest pointing at a deleted
+    /// blob (see `gc`). The default implementation is not atomic; backends override it.
+    async fn put_manifest_checked(
+        &self,
+        repo: &RepoName,
+        manifest: &ManifestRecord,
+        tag: Option<&Tag>,
+        blobs: &[Digest],
+    ) -> Result<Vec<Digest>> {
+        let mut missing = Vec::new();
+        for d in blobs {
+            if self.linked_blob(repo, d).await?.is_none() {
+                missing.push(*d);
+            }
+        }
+        if missing.is_empty() {
+            self.put_manifest(repo, manifest, tag).await?;
+        }
+        Ok(missing)
+    }
     /// The digest a tag points at.
     async fn resolve_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>>;
     /// Deletes a manifest and every tag pointing at it. Returns whether it existed.
@@ -126,6 +150,11 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
     async fn token_by_hash(&self, keyed_hash: &[u8; 32]) -> Result<Option<TokenRecord>>;
     /// Every token, oldest first.
     async fn tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// The token with this public id, if any (used to re-check the token behind a registry JWT).
+    /// The default scans [`MetadataStore::tokens`]; backends may index it.
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>> {
+        Ok(self.tokens().await?.into_iter().find(|t| t.id == id))
+    }
     /// Marks a token revoked. Returns whether a live token with this id existed.
     async fn revoke_token(&self, id: &str) -> Result<bool>;
 }

@@ -79,6 +79,24 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord> {
 impl SqliteMetadata {
     /// Opens (creating) the database at `path` and applies the embedded migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        // The database holds token hashes: owner-only. SQLite gives the -wal and -shm files the mode
+        // of the database file, so creating it 0600 covers all three; older files are tightened.
+        {
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)?;
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -92,6 +110,11 @@ impl SqliteMetadata {
             .await?;
         migrator().run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// The connection pool (gc and fsck in this crate).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool, checkpointing the WAL.
@@ -168,19 +191,57 @@ impl MetadataStore for SqliteMetadata {
             .transpose()
     }
 
+    async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM repository_blobs WHERE repository = ? AND digest = ?")
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn put_manifest(
         &self,
         repo: &RepoName,
         m: &ManifestRecord,
         tag: Option<&Tag>,
     ) -> Result<()> {
+        self.put_manifest_checked(repo, m, tag, &[]).await?;
+        Ok(())
+    }
+
+    async fn put_manifest_checked(
+        &self,
+        repo: &RepoName,
+        m: &ManifestRecord,
+        tag: Option<&Tag>,
+        blobs: &[Digest],
+    ) -> Result<Vec<Digest>> {
         let now = now_unix();
         let mut tx = self.pool.begin().await?;
+        // A write first: from here on this transaction holds the write lock, so the checks below and
+        // the insert are atomic with respect to `gc` (which deletes under the same lock).
         sqlx::query(ENSURE_REPO)
             .bind(repo.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        let mut missing = Vec::new();
+        for d in blobs {
+            let row =
+                sqlx::query("SELECT 1 FROM repository_blobs WHERE repository = ? AND digest = ?")
+                    .bind(repo.as_str())
+                    .bind(d.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if row.is_none() {
+                missing.push(*d);
+            }
+        }
+        if !missing.is_empty() {
+            tx.rollback().await?;
+            return Ok(missing);
+        }
         sqlx::query(
             "INSERT INTO manifests (repository, digest, media_type, size, artifact_type, subject, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) \
@@ -208,7 +269,7 @@ impl MetadataStore for SqliteMetadata {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(missing)
     }
 
     async fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
@@ -358,6 +419,14 @@ impl MetadataStore for SqliteMetadata {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(token_from_row).collect()
+    }
+
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
     }
 
     async fn revoke_token(&self, id: &str) -> Result<bool> {

@@ -3,6 +3,8 @@
 // Test helpers outside #[test] functions: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
+mod ops;
 mod registry;
 mod sandbox;
 mod sbom;

@@ -1,5 +1,9 @@
-"""Push a CNCF ModelPack artifact to a running Rampart with oras-py's low-level API (Basic auth), pull
-it back and check every byte. Usage: oras_modelpack.py HOST:PORT TOKEN WORKDIR REPO:TAG
+"""Push a CNCF ModelPack artifact to a running Rampart with oras-py's low-level API, pull it back and
+check every byte, attach a referrer (a manifest whose `subject` is the model) and find it through the
+referrers API. Usage: oras_modelpack.py HOST:PORT TOKEN WORKDIR REPO:TAG [basic|token]
+
+`basic` uses oras-py's Basic backend; `token` its token backend (the Docker token flow: Bearer
+challenge, `GET /token` with Basic, then Bearer JWTs).
 
 Exits non-zero (with a message) on any mismatch. Driven by the `registry` tests of the CLI test binary.
 """
@@ -8,11 +12,13 @@ import hashlib
 import json
 import os
 import sys
+import urllib.parse
 
 import oras.client
 import requests
 
 host, token, work, target = sys.argv[1:5]
+mode = sys.argv[5] if len(sys.argv) > 5 else "basic"
 repo, tag = target.rsplit(":", 1)
 
 
@@ -27,7 +33,7 @@ def write(name: str, data: bytes) -> str:
     return path
 
 
-client = oras.client.OrasClient(hostname=host, insecure=True, auth_backend="basic")
+client = oras.client.OrasClient(hostname=host, insecure=True, auth_backend=mode)
 client.auth.set_basic_auth("anyone", token)
 reg = client
 container = reg.get_container(f"{host}/{target}")
@@ -96,8 +102,70 @@ for desc, data in zip(layers + [config_desc], weights + [config]):
         if f.read() != data:
             sys.exit(f"blob {desc['digest']} differs after pull")
 
-# Without credentials the registry must refuse.
+# Attach a referrer (e.g. a scan report): empty config, one payload layer, `subject` = the model.
+model = {"mediaType": manifest["mediaType"], "digest": digest(sent), "size": len(sent)}
+report_type = "application/vnd.rampart.scan-report.v1+json"
+empty = b"{}"
+empty_path = write("empty.json", empty)
+empty_desc = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(empty), "size": 2}
+resp = reg.upload_blob(empty_path, container, empty_desc)
+if resp.status_code != 201:
+    sys.exit(f"empty config upload: {resp.status_code} {resp.text}")
+report = json.dumps({"verdict": "clean"}).encode()
+report_path = write("report.json", report)
+report_desc = {"mediaType": "application/json", "digest": digest(report), "size": len(report)}
+resp = reg.upload_blob(report_path, container, report_desc)
+if resp.status_code != 201:
+    sys.exit(f"report upload: {resp.status_code} {resp.text}")
+referrer = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "artifactType": report_type,
+    "config": empty_desc,
+    "layers": [report_desc],
+    "subject": model,
+    "annotations": {"org.opencontainers.image.created": "2026-11-28T00:00:01Z"},
+}
+referrer_bytes = json.dumps(referrer).encode()
+by_digest = reg.get_container(f"{host}/{repo}@{digest(referrer_bytes)}")
+resp = reg.upload_manifest(referrer, by_digest)
+if resp.status_code != 201:
+    sys.exit(f"referrer upload: {resp.status_code} {resp.text}")
+if resp.headers.get("OCI-Subject") != digest(sent):
+    sys.exit(f"OCI-Subject: {resp.headers.get('OCI-Subject')}")
+
+
+def referrers(query: str):
+    url = f"{reg.prefix}://{host}/v2/{repo}/referrers/{digest(sent)}{query}"
+    r = reg.do_request(url, "GET")
+    if r.status_code != 200:
+        sys.exit(f"referrers{query}: {r.status_code} {r.text}")
+    return r
+
+
+r = referrers("")
+found = [m for m in r.json()["manifests"] if m["digest"] == digest(referrer_bytes)]
+if len(found) != 1 or found[0]["artifactType"] != report_type:
+    sys.exit(f"referrers did not list the report: {r.text}")
+if found[0].get("annotations", {}).get("org.opencontainers.image.created") != "2026-11-28T00:00:01Z":
+    sys.exit(f"referrer annotations not copied: {found[0]}")
+# Encoded as clients do ('+' would otherwise decode to a space).
+r = referrers("?artifactType=" + urllib.parse.quote(report_type, safe=""))
+if r.headers.get("OCI-Filters-Applied") != "artifactType" or len(r.json()["manifests"]) != 1:
+    sys.exit(f"filtered referrers: {r.headers} {r.text}")
+r = referrers("?artifactType=application/spdx%2Bjson")
+if r.json()["manifests"] != []:
+    sys.exit(f"filter let another type through: {r.text}")
+
+if mode == "token":
+    # The pushes above really went through the token flow: oras-py holds a registry JWT.
+    jwt = getattr(reg.auth, "token", None)
+    if not jwt or jwt.count(".") != 2:
+        sys.exit("oras-py did not obtain a registry token")
+
+# Without credentials the registry must refuse, pointing at its token endpoint.
 r = requests.head(f"http://{host}/v2/{repo}/blobs/{layers[0]['digest']}", timeout=10)
-if r.status_code != 401 or not r.headers.get("WWW-Authenticate", "").startswith("Basic "):
-    sys.exit(f"anonymous HEAD gave {r.status_code}")
+challenge = r.headers.get("WWW-Authenticate", "")
+if r.status_code != 401 or not challenge.startswith(f'Bearer realm="http://{host}/token",service="rampart"'):
+    sys.exit(f"anonymous HEAD gave {r.status_code} {challenge}")
 print(digest(sent))

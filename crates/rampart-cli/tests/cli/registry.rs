@@ -25,6 +25,10 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let data = dir.join("data");
         let n = fs::read_dir(dir).unwrap().count();
         let stdout = dir.join(format!("serve-{n}.out"));
@@ -33,6 +37,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(&data)
+            .args(extra)
             .stdout(fs::File::create(&stdout).unwrap())
             .stderr(fs::File::create(&stderr).unwrap())
             .spawn()
@@ -47,7 +52,11 @@ impl Server {
         };
         while started.elapsed() < Duration::from_secs(30) {
             let log = fs::read_to_string(&server.stderr).unwrap_or_default();
-            if let Some(rest) = log.split("listening on http://127.0.0.1:").nth(1) {
+            if let Some(rest) = log
+                .split("listening on http://127.0.0.1:")
+                .nth(1)
+                .or_else(|| log.split("listening on https://127.0.0.1:").nth(1))
+            {
                 let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
                 server.port = port.parse().unwrap();
                 server.startup = started.elapsed();
@@ -189,9 +198,12 @@ fn serve_first_start_auth_restart_and_shutdown() {
     let host = server.host();
     let (status, resp) = http(&host, "GET", "/v2/", None);
     assert_eq!(status, 401);
+    // The challenge points at this server's token endpoint (Basic is still accepted).
     assert!(
-        resp.to_ascii_lowercase()
-            .contains("www-authenticate: basic realm=")
+        resp.to_ascii_lowercase().contains(&format!(
+            "www-authenticate: bearer realm=\"http://{host}/token\",service=\"rampart\""
+        )),
+        "{resp}"
     );
     assert_eq!(http(&host, "GET", "/v2/", Some(&token)).0, 200);
     assert_eq!(http(&host, "GET", "/v2/", Some("rampart_nope")).0, 401);
@@ -575,7 +587,10 @@ fn skopeo_copies_in_out_between_repos_lists_and_inspects() {
             ],
         ),
     );
-    assert!(!server.log().contains(&token));
+    // skopeo answered the Bearer challenge: everything above went through the token flow.
+    let log = server.log();
+    assert!(log.contains("registry token issued"), "{log}");
+    assert!(!log.contains(&token));
 }
 
 #[test]
@@ -597,6 +612,7 @@ fn oras_pushes_and_pulls_a_modelpack_artifact() {
             &token,
             work.to_str().unwrap(),
             "acme/modelpack:v1",
+            "basic",
         ],
     );
     let digest = ok("oras-py ModelPack push/pull", &out);
@@ -611,8 +627,8 @@ fn oras_pushes_and_pulls_a_modelpack_artifact() {
     assert!(!server.log().contains(&token));
 }
 
-/// One monolithic upload over raw HTTP; `Some(status)` if a response arrived.
-fn upload(host: &str, token: &str, repo: &str, body: &[u8]) -> Option<u16> {
+/// One monolithic upload over raw HTTP; `Some((status, audit id))` if a response arrived.
+fn upload(host: &str, token: &str, repo: &str, body: &[u8]) -> Option<(u16, Option<String>)> {
     let mut s = TcpStream::connect(host).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
     let auth = base64ct::Base64::encode_string(format!("u:{token}").as_bytes());
@@ -626,7 +642,12 @@ fn upload(host: &str, token: &str, repo: &str, body: &[u8]) -> Option<u16> {
     s.write_all(body).ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
-    out.get(9..12)?.parse().ok()
+    let audit_id = out.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("rampart-audit-id")
+            .then(|| v.trim().to_owned())
+    });
+    Some((out.get(9..12)?.parse().ok()?, audit_id))
 }
 
 /// Crash safety: SIGKILL the server in the middle of 200 concurrent uploads, restart it, and check that
@@ -656,8 +677,8 @@ fn sigkill_during_concurrent_uploads_loses_nothing_acknowledged() {
                 (blobs.clone(), acked.clone(), host.clone(), token.clone());
             std::thread::spawn(move || {
                 for i in (t..200).step_by(20) {
-                    if upload(&host, &token, "crash/test", &blobs[i]) == Some(201) {
-                        acked.lock().unwrap().push(i);
+                    if let Some((201, id)) = upload(&host, &token, "crash/test", &blobs[i]) {
+                        acked.lock().unwrap().push((i, id));
                     }
                 }
             })
@@ -671,6 +692,38 @@ fn sigkill_during_concurrent_uploads_loses_nothing_acknowledged() {
         t.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
+    // The audit log survives the kill: it verifies (a torn, unacknowledged tail is not damage), and
+    // every acknowledged upload has its completed record.
+    let data = server.data.to_str().unwrap().to_owned();
+    let verify = crate::rampart(&["audit", "verify", "--data", &data]);
+    assert!(
+        verify.status.success(),
+        "audit verify after SIGKILL: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let mut completed = std::collections::HashMap::new();
+    rampart_audit::tools::query(
+        &server.data.join("audit"),
+        &rampart_audit::tools::Filter::default(),
+        |r| {
+            if r.stage == rampart_audit::Stage::Completed {
+                completed.insert(r.audit_id.clone(), r.status);
+            }
+        },
+    )
+    .unwrap();
+    for (i, id) in &acked {
+        let id = id
+            .as_deref()
+            .unwrap_or_else(|| panic!("upload {i}: no audit id"));
+        assert_eq!(
+            completed.get(id),
+            Some(&Some(201)),
+            "acknowledged upload {i} has no completed record"
+        );
+    }
+    let acked: Vec<usize> = acked.iter().map(|(i, _)| *i).collect();
 
     // Consistency check of the store on disk: every published blob hashes to its name.
     let root = server.data.join("blobs/sha256");
@@ -685,6 +738,14 @@ fn sigkill_during_concurrent_uploads_loses_nothing_acknowledged() {
             );
         }
     }
+    // The same check, and more (every link has its blob, no stray files), by `rampart fsck`.
+    let fsck = crate::rampart(&["fsck", "--data", server.data.to_str().unwrap()]);
+    assert!(
+        fsck.status.success(),
+        "fsck after SIGKILL: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
     drop(server);
     let server = Server::start(dir.path());
     let host = server.host();
@@ -700,4 +761,305 @@ fn sigkill_during_concurrent_uploads_loses_nothing_acknowledged() {
             assert_eq!(status, 404, "blob {i}: {status}");
         }
     }
+    // After the restart (recovery) and a clean stop (final checkpoint), the log still verifies.
+    server.terminate();
+    let verify = crate::rampart(&["audit", "verify", "--data", &data]);
+    assert!(
+        verify.status.success(),
+        "audit verify after restart: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+/// oras-py's token backend: Bearer challenge, `GET /token` with Basic, then JWTs for the push (it
+/// reuses its first token, so the grant must already include push), the pull and a referrer.
+#[test]
+fn oras_token_flow_pushes_pulls_and_attaches_a_referrer() {
+    if !tool_available("oras (PyPI)", "python3", &["-c", "import oras.client"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = server.admin_token();
+    // A publisher on acme/** (not the admin): the JWT must grant push, never delete.
+    let publisher = ok(
+        "token create",
+        &rampart(&[
+            "token",
+            "create",
+            "--name",
+            "oras",
+            "--role",
+            "publisher",
+            "--namespace",
+            "acme/**",
+            "--data",
+            server.data.to_str().unwrap(),
+        ]),
+    );
+    let work = dir.path().join("oras");
+    fs::create_dir_all(&work).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/oras_modelpack.py");
+    let out = run(
+        "python3",
+        &[
+            script.to_str().unwrap(),
+            &server.host(),
+            publisher.trim(),
+            work.to_str().unwrap(),
+            "acme/tokenflow:v1",
+            "token",
+        ],
+    );
+    let digest = ok("oras-py token-flow ModelPack push/pull/referrer", &out);
+    let (status, _) = http(
+        &server.host(),
+        "HEAD",
+        &format!("/v2/acme/tokenflow/manifests/{}", digest.trim()),
+        Some(&token),
+    );
+    assert_eq!(status, 200);
+    let log = server.log();
+    assert!(log.contains("registry token issued"), "{log}");
+    assert!(!log.contains(publisher.trim()) && !log.contains(&token));
+}
+
+fn rampart_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    cmd.args(args)
+        .env_remove("RAMPART_TOKEN")
+        .env_remove("RAMPART_SERVER");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// `rampart token create|list|revoke --server URL` through the admin API, with the admin token from
+/// a file or `RAMPART_TOKEN`, never from a flag.
+#[test]
+fn token_commands_against_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = format!("http://{}", server.host());
+    let token_file = server.data.join("admin-token");
+    let token_file = token_file.to_str().unwrap();
+    let out = rampart_with_env(
+        &[
+            "token",
+            "create",
+            "--server",
+            &url,
+            "--token-file",
+            token_file,
+            "--name",
+            "remote",
+            "--role",
+            "reader",
+            "--namespace",
+            "acme/**",
+            "--expires",
+            "1d",
+        ],
+        &[],
+    );
+    let secret = ok("token create --server", &out).trim().to_owned();
+    assert!(secret.starts_with("rampart_"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reader on acme/**, expires"), "{stderr}");
+    let host = server.host();
+    assert_eq!(http(&host, "GET", "/v2/", Some(&secret)).0, 200);
+    // List with the token from the environment (and the server from RAMPART_SERVER).
+    let admin = server.admin_token();
+    let list = ok(
+        "token list (env)",
+        &rampart_with_env(
+            &["token", "list"],
+            &[("RAMPART_SERVER", &url), ("RAMPART_TOKEN", &admin)],
+        ),
+    );
+    assert!(
+        list.contains("remote") && list.contains("acme/**"),
+        "{list}"
+    );
+    assert!(!list.contains(&secret) && !list.contains(&admin));
+    let id = list
+        .lines()
+        .find(|l| l.contains(" remote "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    ok(
+        "token revoke --server",
+        &rampart_with_env(
+            &[
+                "token",
+                "revoke",
+                &id,
+                "--server",
+                &url,
+                "--token-file",
+                token_file,
+            ],
+            &[],
+        ),
+    );
+    assert_eq!(http(&host, "GET", "/v2/", Some(&secret)).0, 401);
+    let list = ok(
+        "token list --server",
+        &rampart_with_env(
+            &[
+                "token",
+                "list",
+                "--server",
+                &url,
+                "--token-file",
+                token_file,
+            ],
+            &[],
+        ),
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" remote ") && l.ends_with("revoked")),
+        "{list}"
+    );
+    let again = rampart_with_env(
+        &[
+            "token",
+            "revoke",
+            &id,
+            "--server",
+            &url,
+            "--token-file",
+            token_file,
+        ],
+        &[],
+    );
+    assert_eq!(again.status.code(), Some(2));
+    // A non-admin token is refused by the server (403), no admin token at all by the CLI.
+    let reader_file = dir.path().join("reader-token");
+    fs::write(&reader_file, format!("{secret}\n")).unwrap();
+    let refused = rampart_with_env(
+        &[
+            "token",
+            "list",
+            "--server",
+            &url,
+            "--token-file",
+            reader_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let missing = rampart_with_env(&["token", "list", "--server", &url], &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("RAMPART_TOKEN"));
+    // Plain HTTP to a non-loopback host is refused before anything is sent.
+    let remote = rampart_with_env(
+        &["token", "list", "--server", "http://registry.example:5050"],
+        &[("RAMPART_TOKEN", &admin)],
+    );
+    assert_eq!(remote.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&remote.stderr).contains("non-loopback"));
+    assert!(!server.log().contains(&admin));
+}
+
+/// `rampart token --server https://…` trusts exactly `--ca-cert` and refuses a server it cannot
+/// verify.
+#[test]
+fn token_commands_over_tls() {
+    if !tool_available("openssl", "openssl", &["version"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let make_cert = |name: &str| {
+        let (cert, key) = (
+            dir.path().join(format!("{name}.pem")),
+            dir.path().join(format!("{name}.key")),
+        );
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                // A self-signed end-entity certificate (webpki refuses a CA as the server's).
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(made, "openssl could not make a certificate");
+        (cert, key)
+    };
+    let (cert, key) = make_cert("server");
+    let (other_cert, _) = make_cert("other");
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let url = format!("https://{}", server.host());
+    let token_file = server.data.join("admin-token");
+    let token_file = token_file.to_str().unwrap();
+    let list = |ca: &Path| {
+        rampart_with_env(
+            &[
+                "token",
+                "list",
+                "--server",
+                &url,
+                "--token-file",
+                token_file,
+                "--ca-cert",
+                ca.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let out = ok("token list over TLS", &list(&cert));
+    assert!(out.contains("admin") && out.contains("**"), "{out}");
+    // A certificate the server does not have: the handshake fails before the token is sent.
+    let refused = list(&other_cert);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("TLS handshake"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // https without --ca-cert is a usage error.
+    let missing = rampart_with_env(
+        &[
+            "token",
+            "list",
+            "--server",
+            &url,
+            "--token-file",
+            token_file,
+        ],
+        &[],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--ca-cert"));
 }

@@ -1,0 +1,400 @@
+//! The on-disk layout of an audit directory, key files, and the segment scanner shared by recovery,
+//! verification, queries and export.
+//!
+//! ```text
+//! audit/segments/00000000.jsonl   records, one canonical JSON object per line
+//! audit/hashes.bin                stored hashes (Go tlog layout), 32 bytes each
+//! audit/checkpoints/latest        the latest signed checkpoint
+//! audit/checkpoints/history.log   every signed checkpoint, each followed by a blank line
+//! audit/signing-key               Ed25519 checkpoint key (Go note skey form), mode 0600
+//! audit/hmac-key                  32-byte HMAC key (hex), mode 0600
+//! audit/verifier-key              the public verifier key (vkey form)
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+use crate::merkle::Hash;
+use crate::note::{Checkpoint, Note, NoteSigner, VerifierKey};
+use crate::record::AuditKey;
+
+/// Paths inside an audit directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout rooted at `dir` (the `audit` directory itself).
+    #[must_use]
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { root: dir.into() }
+    }
+
+    /// The audit directory.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `segments/`.
+    #[must_use]
+    pub fn segments(&self) -> PathBuf {
+        self.root.join("segments")
+    }
+
+    /// `segments/NNNNNNNN.jsonl`.
+    #[must_use]
+    pub fn segment(&self, n: u32) -> PathBuf {
+        self.segments().join(format!("{n:08}.jsonl"))
+    }
+
+    /// `hashes.bin`.
+    #[must_use]
+    pub fn hashes(&self) -> PathBuf {
+        self.root.join("hashes.bin")
+    }
+
+    /// `checkpoints/`.
+    #[must_use]
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// `checkpoints/latest`.
+    #[must_use]
+    pub fn latest(&self) -> PathBuf {
+        self.checkpoints().join("latest")
+    }
+
+    /// `checkpoints/history.log`.
+    #[must_use]
+    pub fn history(&self) -> PathBuf {
+        self.checkpoints().join("history.log")
+    }
+
+    /// `signing-key`.
+    #[must_use]
+    pub fn signing_key(&self) -> PathBuf {
+        self.root.join("signing-key")
+    }
+
+    /// `hmac-key`.
+    #[must_use]
+    pub fn hmac_key(&self) -> PathBuf {
+        self.root.join("hmac-key")
+    }
+
+    /// `verifier-key`.
+    #[must_use]
+    pub fn verifier_key(&self) -> PathBuf {
+        self.root.join("verifier-key")
+    }
+
+    /// Segment numbers present, ascending. They must be contiguous from 0.
+    ///
+    /// # Errors
+    /// I/O, or a gap or stray file in `segments/`.
+    pub fn segment_numbers(&self) -> Result<Vec<u32>, Error> {
+        let dir = self.segments();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut nums = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| Error::io(&dir, e))?;
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let n = name
+                .strip_suffix(".jsonl")
+                .filter(|s| s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u32>().ok());
+            match n {
+                Some(n) => nums.push(n),
+                None if name.ends_with(".tmp") => {}
+                None => {
+                    return Err(Error::Corrupt(format!(
+                        "unexpected file {name:?} in {}",
+                        dir.display()
+                    )));
+                }
+            }
+        }
+        nums.sort_unstable();
+        for (i, n) in nums.iter().enumerate() {
+            if u32::try_from(i).ok() != Some(*n) {
+                return Err(Error::Corrupt(format!("segment {:08}.jsonl is missing", i)));
+            }
+        }
+        Ok(nums)
+    }
+
+    /// Reads the signed checkpoints in `history.log`, in order, as raw note texts.
+    ///
+    /// # Errors
+    /// I/O errors other than a missing file.
+    pub fn read_history(&self) -> Result<Vec<String>, Error> {
+        let path = self.history();
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Ok(split_history(&String::from_utf8_lossy(&text)))
+    }
+}
+
+/// Splits `history.log` into notes: each note is body lines, a blank line, signature lines, and a
+/// terminating blank line.
+#[must_use]
+pub fn split_history(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_sigs = false;
+    for line in text.split_inclusive('\n') {
+        if line == "\n" {
+            if in_sigs {
+                out.push(std::mem::take(&mut cur));
+                in_sigs = false;
+                continue;
+            }
+            in_sigs = true;
+        }
+        cur.push_str(line);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Creates the directory tree (mode 0700).
+pub(crate) fn create_dirs(layout: &Layout) -> Result<(), Error> {
+    for d in [
+        layout.root().to_path_buf(),
+        layout.segments(),
+        layout.checkpoints(),
+    ] {
+        fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(&d, e))?;
+    }
+    Ok(())
+}
+
+/// Reads a secret key file, refusing one readable by group or others.
+fn read_secret(path: &Path) -> Result<Option<String>, Error> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::Key {
+            path: path.to_path_buf(),
+            reason: format!(
+                "mode {:04o} lets group or others access it; chmod 600",
+                meta.permissions().mode() & 0o777
+            ),
+        });
+    }
+    if meta.len() > 4096 {
+        return Err(Error::Key {
+            path: path.to_path_buf(),
+            reason: "too large".into(),
+        });
+    }
+    let mut s = String::new();
+    f.read_to_string(&mut s).map_err(|e| Error::io(path, e))?;
+    Ok(Some(s))
+}
+
+fn write_secret(path: &Path, text: &str) -> Result<(), Error> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Loads the checkpoint signing key, generating it (named `origin`) on first use.
+pub(crate) fn load_or_create_signer(layout: &Layout, origin: &str) -> Result<NoteSigner, Error> {
+    let path = layout.signing_key();
+    let signer = if let Some(text) = read_secret(&path)? {
+        NoteSigner::from_skey(&text).map_err(|e| Error::Key {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?
+    } else {
+        let s = NoteSigner::generate(origin)?;
+        write_secret(&path, &format!("{}\n", s.to_skey()))?;
+        s
+    };
+    let vk_path = layout.verifier_key();
+    let vk = format!("{}\n", signer.verifier());
+    if fs::read_to_string(&vk_path).ok().as_deref() != Some(vk.as_str()) {
+        fs::write(&vk_path, vk).map_err(|e| Error::io(&vk_path, e))?;
+    }
+    Ok(signer)
+}
+
+/// Loads the audit HMAC key of an existing audit directory.
+///
+/// # Errors
+/// Missing, malformed or group/other-readable key file.
+pub fn load_audit_key(layout: &Layout) -> Result<AuditKey, Error> {
+    let path = layout.hmac_key();
+    let text = read_secret(&path)?.ok_or_else(|| Error::Key {
+        path: path.clone(),
+        reason: "missing (the audit log creates it on first start)".into(),
+    })?;
+    parse_hmac_key(&path, &text)
+}
+
+fn parse_hmac_key(path: &Path, text: &str) -> Result<AuditKey, Error> {
+    let t = text.trim_end();
+    let bad = || Error::Key {
+        path: path.to_path_buf(),
+        reason: "expected 64 hex digits".into(),
+    };
+    if t.len() != 64 {
+        return Err(bad());
+    }
+    let mut key = [0u8; 32];
+    for (i, k) in key.iter_mut().enumerate() {
+        *k = u8::from_str_radix(t.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    }
+    Ok(AuditKey::from_bytes(key))
+}
+
+/// Loads the HMAC key, generating it on first use.
+pub(crate) fn load_or_create_audit_key(layout: &Layout) -> Result<AuditKey, Error> {
+    let path = layout.hmac_key();
+    if let Some(text) = read_secret(&path)? {
+        return parse_hmac_key(&path, &text);
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| Error::Invalid(format!("no randomness: {e}")))?;
+    let k = AuditKey::from_bytes(key);
+    write_secret(&path, &format!("{}\n", crate::record::hex(k.bytes())))?;
+    Ok(k)
+}
+
+/// Loads the verifier key stored in the directory.
+///
+/// # Errors
+/// Missing or malformed.
+pub fn load_verifier_key(layout: &Layout) -> Result<VerifierKey, Error> {
+    let path = layout.verifier_key();
+    let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    text.trim().parse()
+}
+
+/// Reads and verifies `checkpoints/latest` (`None` when absent).
+pub(crate) fn read_latest(layout: &Layout, key: &VerifierKey) -> Result<Option<Checkpoint>, Error> {
+    let path = layout.latest();
+    match fs::read(&path) {
+        Ok(t) => Checkpoint::open(&t, std::slice::from_ref(key)).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Parses a note's checkpoint body without verifying it.
+pub(crate) fn peek_checkpoint(note: &str) -> Option<Checkpoint> {
+    Note::parse(note.as_bytes())
+        .ok()
+        .and_then(|n| Checkpoint::parse_body(&n.text).ok())
+}
+
+/// Reads `hashes.bin` (whole hashes only).
+pub(crate) fn read_hashes(layout: &Layout) -> Result<Vec<Hash>, Error> {
+    let path = layout.hashes();
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect())
+}
+
+/// Calls `f(line, terminated)` for every line of every segment in order; `terminated` is false only
+/// for a final line without `\n`. Stops early when `f` returns `false`.
+///
+/// # Errors
+/// I/O errors.
+pub fn for_each_line(layout: &Layout, mut f: impl FnMut(&[u8], bool) -> bool) -> Result<(), Error> {
+    let segs = layout.segment_numbers()?;
+    for n in segs {
+        let path = layout.segment(n);
+        let data = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let mut rest = data.as_slice();
+        while !rest.is_empty() {
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(p) => {
+                    if !f(&rest[..p], true) {
+                        return Ok(());
+                    }
+                    rest = &rest[p + 1..];
+                }
+                None => {
+                    if !f(rest, false) {
+                        return Ok(());
+                    }
+                    rest = &[];
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finds the value of top-level integer key `"seq"` in a canonical record line by scanning from the
+/// end (keys are sorted, `seq` is near the end). Inside JSON strings a quote is always escaped, so
+/// the byte pattern `"seq":` only occurs as a key.
+#[must_use]
+pub fn scan_seq(line: &[u8]) -> Option<u64> {
+    let at = rfind(line, b"\"seq\":")? + 6;
+    let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 || (digits > 1 && line[at] == b'0') {
+        return None;
+    }
+    let mut v = 0u64;
+    for &b in &line[at..at + digits] {
+        v = v * 10 + u64::from(b - b'0');
+    }
+    Some(v)
+}
+
+/// Finds the `"time"` string value (fixed-width, so it compares lexicographically).
+#[must_use]
+pub fn scan_time(line: &[u8]) -> Option<&[u8]> {
+    let at = rfind(line, b"\"time\":\"")? + 8;
+    let v = line.get(at..at + 24)?;
+    (line.get(at + 24) == Some(&b'"')).then_some(v)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() > hay.len() {
+        return None;
+    }
+    (0..=hay.len() - needle.len())
+        .rev()
+        .find(|&i| hay[i..].starts_with(needle))
+}

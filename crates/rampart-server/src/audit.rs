@@ -1,0 +1,353 @@
+//! Every request is recorded in the tamper-evident audit log before its response leaves.
+//!
+//! The [`record`] middleware sits inside authentication and rate limiting, so it sees the caller
+//! ([`Identity`]) and records refusals too. For a request that may change state (any method but
+//! `GET`/`HEAD`/`OPTIONS`) it appends a `received` record *before* the handler runs: if that fails,
+//! the handler never runs. After the handler it appends a `completed` record with the status,
+//! decision and rule, and only then releases the response: a response body (a blob, a manifest) is
+//! not polled before its record is durable, so no byte of a model is served unrecorded. Any append
+//! that fails or times out turns the response into `503 UNAVAILABLE` (fail closed, like Vault);
+//! the log then reports unhealthy and `/readyz` fails.
+//!
+//! Not recorded: `/healthz`, `/readyz` and `/metrics`, which only read counters and must keep
+//! answering while the log is down (that is how monitoring learns it is down).
+//!
+//! Secrets never reach the log: the presented credential (Basic password or JWT) appears only as
+//! HMAC-SHA256 under the separate audit key, with that key's id.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64ct::Encoding as _;
+use rampart_audit::{AuditKey, Record, Stage};
+
+use crate::auth::Identity;
+use crate::oci::{Route, parse_route};
+use crate::{AppState, error};
+
+/// The response header carrying the request's audit id.
+pub const AUDIT_ID_HEADER: &str = "rampart-audit-id";
+
+/// What a request is about, from its method and path alone.
+#[derive(Debug, Default)]
+struct Subject {
+    action: String,
+    repository: Option<String>,
+    reference: Option<String>,
+    digest: Option<String>,
+}
+
+fn classify(method: &Method, path: &str) -> Subject {
+    let m = method.as_str().to_ascii_lowercase();
+    if path == "/v2" || path == "/v2/" {
+        return Subject {
+            action: "registry.ping".into(),
+            ..Subject::default()
+        };
+    }
+    if path == "/v2/_catalog" {
+        return Subject {
+            action: "registry.catalog".into(),
+            ..Subject::default()
+        };
+    }
+    if path == "/token" {
+        return Subject {
+            action: "token.issue".into(),
+            ..Subject::default()
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/") {
+        // The path is bounded by the header limits; keep at most the resource kind.
+        let kind = rest.split('/').next().unwrap_or("").chars().take(32);
+        let kind: String = kind
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        return Subject {
+            action: format!("admin.{kind}.{m}"),
+            ..Subject::default()
+        };
+    }
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return Subject {
+            action: format!("other.{m}"),
+            ..Subject::default()
+        };
+    };
+    let reference_or_digest = |s: String| {
+        if s.starts_with("sha256:") || s.starts_with("sha512:") {
+            (None, Some(s))
+        } else {
+            (Some(s), None)
+        }
+    };
+    match parse_route(rest) {
+        Some(Ok(route)) => {
+            let (action, repo, last) = match route {
+                Route::Blob(r, d) => (
+                    match *method {
+                        Method::DELETE => "blob.delete",
+                        _ => "blob.pull",
+                    },
+                    r,
+                    Some(d),
+                ),
+                Route::UploadStart(r) => ("blob.push", r, None),
+                Route::Upload(r, _) => ("blob.push", r, None),
+                Route::Manifest(r, reference) => (
+                    match *method {
+                        Method::PUT => "manifest.push",
+                        Method::DELETE => "manifest.delete",
+                        _ => "manifest.pull",
+                    },
+                    r,
+                    Some(reference),
+                ),
+                Route::Tags(r) => ("tags.list", r, None),
+                Route::Referrers(r, d) => ("referrers.list", r, Some(d)),
+            };
+            let (reference, digest) = last.map_or((None, None), reference_or_digest);
+            Subject {
+                action: action.into(),
+                repository: Some(repo.as_str().to_owned()),
+                reference,
+                digest,
+            }
+        }
+        // A hostile or malformed name is recorded as such, never echoed.
+        Some(Err(_)) => Subject {
+            action: "registry.invalid-name".into(),
+            ..Subject::default()
+        },
+        None => Subject {
+            action: "registry.unknown-route".into(),
+            ..Subject::default()
+        },
+    }
+}
+
+/// The credential the request presented, to be hashed (never recorded in clear).
+fn presented_credential(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64ct::Base64::decode_vec(rest.trim()).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (_user, password) = text.split_once(':')?;
+        Some(password.as_bytes().to_vec())
+    } else {
+        Some(rest.trim().as_bytes().to_vec())
+    }
+}
+
+fn principal(
+    key: &AuditKey,
+    identity: Option<&Identity>,
+    headers: &HeaderMap,
+) -> Option<rampart_audit::Principal> {
+    let token_hash = presented_credential(headers).map(|c| key.hash_secret(&c));
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..7))
+        .is_some_and(|p| p.eq_ignore_ascii_case("bearer "));
+    let (id, kind) = match identity {
+        Some(Identity::Valid(p)) => (
+            p.token_id.clone(),
+            if bearer { "jwt" } else { "token" }.to_owned(),
+        ),
+        Some(Identity::Invalid) => ("-".to_owned(), "invalid".to_owned()),
+        Some(Identity::Anonymous) | None if token_hash.is_none() => {
+            ("-".to_owned(), "anonymous".to_owned())
+        }
+        Some(Identity::Anonymous) => ("-".to_owned(), "anonymous-jwt".to_owned()),
+        None => ("-".to_owned(), "unverified".to_owned()),
+    };
+    Some(rampart_audit::Principal {
+        id,
+        kind,
+        key_id: token_hash.as_ref().map(|_| key.id().to_owned()),
+        token_hash,
+    })
+}
+
+/// The access decision as the response shows it, and the rule behind it.
+fn decision(status: StatusCode, identity: Option<&Identity>, action: &str) -> (String, String) {
+    let grant = match identity {
+        Some(Identity::Valid(p)) => format!("role {} on {}", p.role, p.namespace.as_str()),
+        Some(Identity::Invalid) => "credentials refused (unknown, expired or revoked)".into(),
+        _ => "no credentials".into(),
+    };
+    let (d, rule) = match status {
+        StatusCode::UNAUTHORIZED => ("deny", format!("authentication: {grant}")),
+        StatusCode::FORBIDDEN => (
+            "deny",
+            format!("authorization: {grant} does not allow {action}"),
+        ),
+        StatusCode::TOO_MANY_REQUESTS => ("deny", "rate limit".into()),
+        s if s.is_server_error() => ("error", format!("server error; caller: {grant}")),
+        _ => ("allow", grant),
+    };
+    (d.to_owned(), rule)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn new_audit_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // Ids only need to be unique in practice; the sequence number disambiguates anyway.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b = t.to_le_bytes();
+    }
+    rampart_audit::record::hex(&b)
+}
+
+fn unavailable(audit_id: &str, e: &rampart_audit::Error) -> Response {
+    tracing::error!(audit_id, error = %e, "audit log unavailable: refusing the request");
+    let mut resp = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(error::body(
+            "UNAVAILABLE",
+            "the audit log cannot record this request; try again later",
+            serde_json::Value::Null,
+        )),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    resp
+}
+
+/// The middleware (see the module docs).
+pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next: Next) -> Response {
+    let Some(log) = st.audit() else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path();
+    // Probes and metrics only read counters; they must keep answering while the log is down.
+    if path == "/healthz" || path == "/readyz" || path == "/metrics" {
+        return next.run(req).await;
+    }
+    let start = Instant::now();
+    let audit_id = new_audit_id();
+    let method = req.method().clone();
+    let subject = classify(&method, path);
+    let identity = req.extensions().get::<Identity>().cloned();
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let mut base = Record::new(audit_id.clone(), subject.action.clone());
+    base.principal = principal(log.audit_key(), identity.as_ref(), req.headers());
+    base.source_ip = source_ip;
+    base.repository = subject.repository;
+    base.reference = subject.reference;
+    base.digest = subject.digest;
+    let request_bytes = content_length(req.headers());
+    let changes_state = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if changes_state {
+        let mut received = base.clone();
+        received.stage = Stage::Received;
+        received.bytes = request_bytes;
+        if let Err(e) = log.append(received).await {
+            return unavailable(&audit_id, &e);
+        }
+    }
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    let (d, rule) = decision(status, identity.as_ref(), &subject.action);
+    let mut completed = base;
+    completed.stage = Stage::Completed;
+    completed.status = Some(status.as_u16());
+    completed.decision = Some(d);
+    completed.rule = Some(rule);
+    completed.bytes = if changes_state {
+        request_bytes
+    } else if method == Method::HEAD {
+        Some(0)
+    } else {
+        content_length(resp.headers())
+    };
+    completed.duration_ms = Some(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
+    if let Err(e) = log.append(completed).await {
+        // The body was never polled: nothing of it has been sent.
+        return unavailable(&audit_id, &e);
+    }
+    if let Ok(v) = HeaderValue::from_str(&audit_id) {
+        resp.headers_mut().insert(AUDIT_ID_HEADER, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_registry_routes() {
+        let s = classify(&Method::GET, "/v2/acme/m/blobs/sha256:abc");
+        assert_eq!(s.action, "blob.pull");
+        assert_eq!(s.repository.as_deref(), Some("acme/m"));
+        assert_eq!(s.digest.as_deref(), Some("sha256:abc"));
+        let s = classify(&Method::PUT, "/v2/acme/m/manifests/v1");
+        assert_eq!(s.action, "manifest.push");
+        assert_eq!(s.reference.as_deref(), Some("v1"));
+        assert_eq!(
+            classify(&Method::PATCH, "/v2/a/blobs/uploads/xyz").action,
+            "blob.push"
+        );
+        assert_eq!(
+            classify(&Method::GET, "/v2/..%2f/blobs/x").action,
+            "registry.invalid-name"
+        );
+        assert_eq!(classify(&Method::GET, "/token").action, "token.issue");
+        assert_eq!(
+            classify(&Method::POST, "/api/v1/tokens").action,
+            "admin.tokens.post"
+        );
+    }
+
+    #[test]
+    fn secrets_are_hashed_never_copied() {
+        let key = AuditKey::from_bytes([7; 32]);
+        let mut h = HeaderMap::new();
+        let secret = "rampart_0123456789abcdef";
+        let v = format!(
+            "Basic {}",
+            base64ct::Base64::encode_string(format!("u:{secret}").as_bytes())
+        );
+        h.insert(header::AUTHORIZATION, v.parse().unwrap());
+        let p = principal(&key, Some(&Identity::Invalid), &h).unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(!json.contains(secret));
+        assert_eq!(p.token_hash, Some(key.hash_secret(secret.as_bytes())));
+        assert_eq!(p.key_id.as_deref(), Some(key.id()));
+        assert_eq!(p.kind, "invalid");
+    }
+
+    #[test]
+    fn decisions_follow_the_status() {
+        assert_eq!(decision(StatusCode::OK, None, "x").0, "allow");
+        assert_eq!(decision(StatusCode::UNAUTHORIZED, None, "x").0, "deny");
+        assert_eq!(decision(StatusCode::FORBIDDEN, None, "x").0, "deny");
+        assert_eq!(
+            decision(StatusCode::SERVICE_UNAVAILABLE, None, "x").0,
+            "error"
+        );
+    }
+}
