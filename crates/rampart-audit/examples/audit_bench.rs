@@ -8,83 +8,15 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rampart_audit::{AuditConfig, AuditKey, AuditLog, Error, Principal, Record};
-
-fn record(i: u64, key: &AuditKey) -> Record {
-    let mut r = Record::new(format!("01JD{i:022}"), "pull");
-    r.principal = Some(Principal {
-        id: format!("ci-bot-{}", i % 17),
-        kind: "token".into(),
-        token_hash: Some(key.hash_secret(format!("token-{}", i % 17).as_bytes())),
-        key_id: Some(key.id().to_owned()),
-    });
-    r.source_ip = Some(format!("10.1.{}.{}", (i >> 8) % 256, i % 256));
-    r.repository = Some(format!("acme/llama-{}", i % 9));
-    r.reference = Some("v1.0".into());
-    r.digest = Some(format!(
-        "sha256:{:064x}",
-        i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    ));
-    r.decision = Some("allow".into());
-    r.rule = Some("role:reader".into());
-    r.status = Some(200);
-    r.bytes = Some(1 << 20);
-    r.duration_ms = Some(i % 50);
-    r
-}
+use rampart_audit::{AuditConfig, AuditLog, Error};
 
 async fn append(dir: &str, writers: usize, records: u64) -> Result<String, Error> {
     let log = AuditLog::open(dir, AuditConfig::default())?;
-    let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..writers.max(1) {
-        let log = log.clone();
-        let next = next.clone();
-        let key = log.audit_key().clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= records {
-                    break;
-                }
-                let rec = record(i, &key);
-                let t = Instant::now();
-                log.append(rec).await?;
-                lat.push(t.elapsed());
-            }
-            Ok::<_, Error>(lat)
-        }));
-    }
-    let mut lat: Vec<Duration> = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.map_err(|e| Error::Invalid(e.to_string()))??);
-    }
-    let took = start.elapsed();
-    let c = log.counters();
+    let stats = rampart_audit::load::appends(&log, writers, records).await?;
     log.shutdown().await;
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-        lat.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    Ok(format!(
-        "append: records {} writers {writers} seconds {:.2} records_per_s {:.0} p50_ms {:.2} p99_ms {:.2} max_ms {:.2} batches {} avg_batch {:.1} checkpoints {}",
-        lat.len(),
-        took.as_secs_f64(),
-        lat.len() as f64 / took.as_secs_f64(),
-        pct(0.5),
-        pct(0.99),
-        pct(1.0),
-        c.batches,
-        lat.len() as f64 / c.batches.max(1) as f64,
-        c.checkpoints,
-    ))
+    Ok(stats.to_string())
 }
 
 fn main() -> ExitCode {

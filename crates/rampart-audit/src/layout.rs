@@ -10,6 +10,11 @@
 //! audit/hmac-key                  32-byte HMAC key (hex), mode 0600
 //! audit/verifier-key              the public verifier key (vkey form)
 //! ```
+//!
+//! The checkpoints in `history.log` form a hash chain: every one after the log's first carries a
+//! `rampart-prev <size> <base64(SHA-256(previous signed note))>` extension line inside its signed
+//! body ([`crate::note::PrevCheckpoint`]), so [`crate::verify()`] detects a checkpoint removed from,
+//! inserted into or moved within the history, not only a stale `latest`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Write as _};

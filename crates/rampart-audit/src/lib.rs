@@ -53,6 +53,7 @@ mod error;
 pub mod fuzzing;
 pub mod jcs;
 pub mod layout;
+pub mod load;
 mod log;
 pub mod merkle;
 pub mod note;
@@ -65,6 +66,6 @@ pub use log::{
     AuditConfig, AuditLog, Counters, FileStorage, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Recovery,
     Storage, audit_dir,
 };
-pub use note::{Checkpoint, NoteSigner, TlogProof, VerifierKey};
+pub use note::{Checkpoint, NoteSigner, PrevCheckpoint, TlogProof, VerifierKey};
 pub use record::{AuditKey, Principal, Record, Stage};
 pub use verify::{Damage, Failure, Report, verify};

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::layout::{self, Layout};
 use crate::merkle::{Frontier, Hash, tree_hash};
-use crate::note::{Checkpoint, NoteSigner, VerifierKey};
+use crate::note::{Checkpoint, NoteSigner, PrevCheckpoint, VerifierKey};
 use crate::record::{AuditKey, Record, format_time_ms, now_ms};
 use crate::{Error, Unavailable};
 
@@ -73,7 +73,8 @@ pub trait Storage: Send + std::fmt::Debug + 'static {
     /// I/O.
     fn append_hashes(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// Durably records a signed checkpoint: appended to the history (fsynced), then `latest`
-    /// replaced atomically.
+    /// replaced atomically. The note carries the chain link to the previous one, so the history
+    /// must be appended in the order the writer signs.
     ///
     /// # Errors
     /// I/O.
@@ -131,9 +132,13 @@ impl Storage for FileStorage {
 
     fn write_checkpoint(&mut self, note: &[u8]) -> io::Result<()> {
         self.hashes.sync_data()?;
+        // One write of the note and its terminating blank line: a killed writer leaves the entry
+        // whole or absent, never a note without its separator (which would merge with the next).
+        let mut entry = Vec::with_capacity(note.len() + 1);
+        entry.extend_from_slice(note);
+        entry.push(b'\n');
         let mut h = open_append(&self.layout.history())?;
-        h.write_all(note)?;
-        h.write_all(b"\n")?;
+        h.write_all(&entry)?;
         h.sync_data()?;
         let tmp = self.layout.checkpoints().join("latest.tmp");
         let mut f = File::create(&tmp)?;
@@ -264,6 +269,7 @@ impl AuditLog {
             segment_bytes: state.segment_bytes,
             last_time: state.last_time,
             checkpoint_size: state.recovery.checkpoint_size,
+            prev: state.prev,
             last_checkpoint: Instant::now(),
             shared: shared.clone(),
             config: config.clone(),
@@ -428,6 +434,8 @@ impl AuditLog {
 
 struct RecoveredState {
     frontier: Frontier,
+    /// The link to the last signed checkpoint, which the next one chains to.
+    prev: Option<PrevCheckpoint>,
     segment: u32,
     segment_bytes: u64,
     last_time: u64,
@@ -489,16 +497,26 @@ fn recover(layout: &Layout, verifier: &VerifierKey) -> Result<RecoveredState, Er
     // `latest`, so after a crash between the two the history's last entry is the newer one.
     let mut latest = layout::read_latest(layout, verifier)
         .map_err(|e| Error::Corrupt(format!("checkpoints/latest: {e}")))?;
+    // The next checkpoint chains to the last one signed: the history's last entry (which `latest`
+    // normally equals, and which is newer after a crash between the two writes), else `latest`.
+    let mut prev = latest.as_ref().and_then(|l| {
+        fs::read(layout.latest())
+            .ok()
+            .map(|bytes| PrevCheckpoint::of_note(l.size, &bytes))
+    });
     if let Some(last) = layout.read_history()?.pop()
         && let Ok(cp) = Checkpoint::open(last.as_bytes(), std::slice::from_ref(verifier))
-        && latest.as_ref().is_none_or(|l| l.size < cp.size)
+        && latest.as_ref().is_none_or(|l| l.size <= cp.size)
     {
-        let tmp = layout.checkpoints().join("latest.tmp");
-        fs::write(&tmp, last.as_bytes())
-            .and_then(|()| File::open(&tmp)?.sync_all())
-            .and_then(|()| fs::rename(&tmp, layout.latest()))
-            .map_err(|e| Error::io(layout.latest(), e))?;
-        latest = Some(cp);
+        if latest.as_ref().is_none_or(|l| l.size < cp.size) {
+            let tmp = layout.checkpoints().join("latest.tmp");
+            fs::write(&tmp, last.as_bytes())
+                .and_then(|()| File::open(&tmp)?.sync_all())
+                .and_then(|()| fs::rename(&tmp, layout.latest()))
+                .map_err(|e| Error::io(layout.latest(), e))?;
+            latest = Some(cp.clone());
+        }
+        prev = Some(PrevCheckpoint::of_note(cp.size, last.as_bytes()));
     }
     if let Some(cp) = latest {
         if cp.size > n {
@@ -550,6 +568,7 @@ fn recover(layout: &Layout, verifier: &VerifierKey) -> Result<RecoveredState, Er
     }
     Ok(RecoveredState {
         frontier,
+        prev,
         segment: last_seg,
         segment_bytes,
         last_time,
@@ -565,6 +584,8 @@ struct Writer {
     segment_bytes: u64,
     last_time: u64,
     checkpoint_size: u64,
+    /// The link to the last checkpoint written (`None` before a log's first).
+    prev: Option<PrevCheckpoint>,
     last_checkpoint: Instant,
     shared: Arc<Shared>,
     config: AuditConfig,
@@ -724,16 +745,23 @@ impl Writer {
         }
     }
 
-    /// Signs and stores a checkpoint of the current tree, whatever its size (at open).
-    fn sign_current(&mut self) -> io::Result<()> {
-        let cp = Checkpoint {
+    /// The checkpoint of the current tree, chained to the last one written (a log's first
+    /// checkpoint has no link).
+    fn current(&self) -> Checkpoint {
+        Checkpoint {
             origin: self.signer.name().to_owned(),
             size: self.frontier.size(),
             root: self.frontier.root(),
-            extensions: Vec::new(),
-        };
+            extensions: self.prev.iter().map(PrevCheckpoint::to_line).collect(),
+        }
+    }
+
+    /// Signs and stores a checkpoint of the current tree, whatever its size (at open).
+    fn sign_current(&mut self) -> io::Result<()> {
+        let cp = self.current();
         let note = cp.sign(&self.signer).map_err(io::Error::other)?;
         self.storage.write_checkpoint(note.as_bytes())?;
+        self.prev = Some(PrevCheckpoint::of_note(cp.size, note.as_bytes()));
         self.checkpoint_size = cp.size;
         self.last_checkpoint = Instant::now();
         self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
@@ -749,12 +777,7 @@ impl Writer {
         if size == 0 || size <= self.checkpoint_size {
             return;
         }
-        let cp = Checkpoint {
-            origin: self.signer.name().to_owned(),
-            size,
-            root: self.frontier.root(),
-            extensions: Vec::new(),
-        };
+        let cp = self.current();
         let Ok(note) = cp.sign(&self.signer) else {
             return;
         };
@@ -764,9 +787,12 @@ impl Writer {
         let r = self.storage.write_checkpoint(note.as_bytes());
         self.shared.busy_since.store(0, Ordering::SeqCst);
         if r.is_err() {
+            // Poisoned: no later checkpoint is signed by this writer, so the chain stays whole
+            // (reopening chains to whatever reached the history).
             self.poison();
             return;
         }
+        self.prev = Some(PrevCheckpoint::of_note(size, note.as_bytes()));
         self.checkpoint_size = size;
         self.last_checkpoint = Instant::now();
         self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);

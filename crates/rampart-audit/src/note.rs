@@ -394,8 +394,84 @@ pub struct Checkpoint {
     pub size: u64,
     /// Tree root.
     pub root: Hash,
-    /// Extension lines (kept, not interpreted).
+    /// Extension lines, in order. Unknown ones are kept, not interpreted; a
+    /// [`PREV_EXTENSION`] line is the chain link to the previous checkpoint ([`Checkpoint::prev`]).
     pub extensions: Vec<String>,
+}
+
+/// The keyword of the extension line that chains a checkpoint to the previous one in its log:
+/// `rampart-prev <size> <base64(SHA-256(previous signed note))>`.
+pub const PREV_EXTENSION: &str = "rampart-prev";
+
+/// The previous checkpoint named by a [`PREV_EXTENSION`] line: its tree size and the SHA-256 of its
+/// exact signed-note bytes (body, blank line and signature lines).
+///
+/// Every checkpoint the writer signs after a log's first carries one such line inside the signed
+/// body, so the checkpoints form a hash chain: removing, inserting or reordering a checkpoint in
+/// `checkpoints/history.log` breaks a link that only the signing key could forge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrevCheckpoint {
+    /// Tree size of the previous checkpoint.
+    pub size: u64,
+    /// SHA-256 of the previous checkpoint's signed note bytes.
+    pub hash: Hash,
+}
+
+impl PrevCheckpoint {
+    /// The link to the signed note `note`, a checkpoint of tree size `size`.
+    #[must_use]
+    pub fn of_note(size: u64, note: &[u8]) -> Self {
+        Self {
+            size,
+            hash: Sha256::digest(note).into(),
+        }
+    }
+
+    /// The extension line (without newline).
+    #[must_use]
+    pub fn to_line(&self) -> String {
+        format!(
+            "{PREV_EXTENSION} {} {}",
+            self.size,
+            Base64::encode_string(&self.hash)
+        )
+    }
+
+    /// Parses one extension line: `Ok(None)` when it is not a [`PREV_EXTENSION`] line (its first
+    /// space-separated word differs), the link when it is a well-formed one.
+    ///
+    /// # Errors
+    /// A [`PREV_EXTENSION`] line that is not exactly `rampart-prev <decimal size without leading
+    /// zeros> <canonical base64 of 32 bytes>` (single spaces, nothing else).
+    pub fn parse_line(line: &str) -> Result<Option<Self>, Error> {
+        let what = "rampart-prev line";
+        let Some(rest) = line.strip_prefix(PREV_EXTENSION) else {
+            return Ok(None);
+        };
+        let Some(rest) = rest.strip_prefix(' ') else {
+            if rest.is_empty() {
+                return Err(Error::parse(what, 0, "missing size and hash"));
+            }
+            // Another keyword that merely starts with ours (`rampart-previous ...`).
+            return Ok(None);
+        };
+        let at = PREV_EXTENSION.len() + 1;
+        let (size, hash) =
+            rest.split_once(' ')
+                .ok_or(Error::parse(what, at, "expected <size> <hash>"))?;
+        let size = parse_decimal(size).ok_or(Error::parse(what, at, "bad tree size"))?;
+        let at = at + rest.len() - hash.len();
+        let hash = Base64::decode_vec(hash)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .filter(|h| Base64::encode_string(h) == hash)
+            .ok_or(Error::parse(
+                what,
+                at,
+                "bad hash (want canonical base64 of 32 bytes)",
+            ))?;
+        Ok(Some(Self { size, hash }))
+    }
 }
 
 impl Checkpoint {
@@ -447,12 +523,43 @@ impl Checkpoint {
             }
             extensions.push(l.to_owned());
         }
-        Ok(Self {
+        let cp = Self {
             origin: origin.to_owned(),
             size,
             root,
             extensions,
-        })
+        };
+        // Unknown extension lines are accepted; ours must be well-formed.
+        cp.prev().map_err(|_| {
+            Error::parse(
+                what,
+                at2,
+                "malformed or repeated rampart-prev extension line",
+            )
+        })?;
+        Ok(cp)
+    }
+
+    /// The chain link to the previous checkpoint: `Ok(None)` when there is no [`PREV_EXTENSION`]
+    /// line (a log's first checkpoint).
+    ///
+    /// # Errors
+    /// A malformed [`PREV_EXTENSION`] line, or more than one.
+    pub fn prev(&self) -> Result<Option<PrevCheckpoint>, Error> {
+        let mut found = None;
+        for line in &self.extensions {
+            if let Some(p) = PrevCheckpoint::parse_line(line)? {
+                if found.is_some() {
+                    return Err(Error::parse(
+                        "checkpoint",
+                        0,
+                        "more than one rampart-prev line",
+                    ));
+                }
+                found = Some(p);
+            }
+        }
+        Ok(found)
     }
 
     /// Signs this checkpoint.
@@ -682,6 +789,77 @@ mod tests {
             assert!(Checkpoint::parse_body(&body).is_err(), "{body:?}");
         }
         assert!(Checkpoint::parse_body(&format!("o\n0\n{root}\next\n")).is_ok());
+    }
+
+    #[test]
+    fn prev_line_parses_strictly_and_round_trips() {
+        let h = [0xabu8; 32];
+        let b64 = Base64::encode_string(&h);
+        let p = PrevCheckpoint { size: 42, hash: h };
+        assert_eq!(p.to_line(), format!("rampart-prev 42 {b64}"));
+        assert_eq!(PrevCheckpoint::parse_line(&p.to_line()).unwrap(), Some(p));
+        let zero = PrevCheckpoint { size: 0, hash: h };
+        assert_eq!(
+            PrevCheckpoint::parse_line(&zero.to_line()).unwrap(),
+            Some(zero)
+        );
+        // The hash is of the exact note bytes.
+        let note = signer().sign("hello\n").unwrap();
+        let link = PrevCheckpoint::of_note(7, note.as_bytes());
+        assert_eq!(link.hash, <[u8; 32]>::from(Sha256::digest(note.as_bytes())));
+        // Other extension lines are not ours (and are no error).
+        for other in [
+            "rampart-previous 1 x",
+            "rampart-prevx",
+            "other 1 2",
+            "Rampart-prev 1 AAAA",
+            " rampart-prev 1",
+        ] {
+            assert_eq!(
+                PrevCheckpoint::parse_line(other).unwrap(),
+                None,
+                "{other:?}"
+            );
+        }
+        // Ours must be well-formed.
+        let mut noncanonical = b64.clone();
+        noncanonical.replace_range(42..43, "t"); // 0xab... ends in "s=": low bits must be zero
+        for bad in [
+            "rampart-prev".to_owned(),
+            "rampart-prev ".to_owned(),
+            "rampart-prev 42".to_owned(),
+            format!("rampart-prev {b64}"),
+            format!("rampart-prev 042 {b64}"),
+            format!("rampart-prev -1 {b64}"),
+            format!("rampart-prev +1 {b64}"),
+            format!("rampart-prev 18446744073709551616 {b64}"),
+            format!("rampart-prev  42 {b64}"),
+            format!("rampart-prev 42  {b64}"),
+            format!("rampart-prev 42 {b64} "),
+            format!("rampart-prev 42 {b64} extra"),
+            format!("rampart-prev 42 {}", &b64[..40]),
+            format!("rampart-prev 42 {}", Base64::encode_string(&[1u8; 31])),
+            format!("rampart-prev 42 {}", Base64::encode_string(&[1u8; 33])),
+            format!("rampart-prev 42 {}", b64.trim_end_matches('=')),
+            format!("rampart-prev 42 {noncanonical}"),
+        ] {
+            assert!(PrevCheckpoint::parse_line(&bad).is_err(), "{bad:?}");
+        }
+        // In a checkpoint body: at most one, well-formed; unknown extensions still accepted.
+        let root = Base64::encode_string(&[0u8; 32]);
+        let line = p.to_line();
+        let cp = Checkpoint::parse_body(&format!("o\n43\n{root}\n{line}\nvendor ext\n")).unwrap();
+        assert_eq!(cp.prev().unwrap(), Some(p));
+        assert_eq!(cp.extensions.len(), 2);
+        let cp = Checkpoint::parse_body(&format!("o\n43\n{root}\nvendor ext\n")).unwrap();
+        assert_eq!(cp.prev().unwrap(), None);
+        for body in [
+            format!("o\n43\n{root}\n{line}\n{line}\n"),
+            format!("o\n43\n{root}\nrampart-prev 42\n"),
+            format!("o\n43\n{root}\nrampart-prev 42 {b64} \n"),
+        ] {
+            assert!(Checkpoint::parse_body(&body).is_err(), "{body:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::Error;
 use crate::layout::{self, Layout};
 use crate::merkle::{Frontier, Hash, leaf_hash, stored_hash_count, stored_hash_index, tree_hash};
-use crate::note::{Checkpoint, Note, VerifierKey};
+use crate::note::{Checkpoint, Note, PrevCheckpoint, VerifierKey};
 
 /// The kind of damage found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,7 +30,8 @@ pub enum Damage {
     BadSignature,
     /// A validly signed checkpoint disagrees with the records or with another checkpoint.
     InconsistentCheckpoint,
-    /// A signed checkpoint was removed (`latest` and the history disagree).
+    /// A signed checkpoint was removed (`latest` and the history disagree, or a checkpoint's
+    /// `rampart-prev` link names one the history no longer holds).
     MissingCheckpoint,
 }
 
@@ -154,6 +155,95 @@ fn classify<T: PartialEq>(
     }
 }
 
+/// Checks the chain link of the validly signed history entry `i` (`cp`) against the entry before
+/// it (`before`: its link, `None` for the first entry or when that entry did not verify).
+///
+/// The writer signs a log's first checkpoint without a `rampart-prev` line and every later one with
+/// a line naming the previous checkpoint's size and note hash, so in an intact history entry 0 has
+/// no link and every other entry links to the entry before it. A link naming a larger size than the
+/// entry before it means the checkpoint of that size was removed; a smaller one, or the same size
+/// with another hash, means the entry before it does not belong there (inserted, reordered or
+/// replaced).
+fn check_link(found: &mut Candidates, i: usize, cp: &Checkpoint, before: Option<&PrevCheckpoint>) {
+    let size = cp.size;
+    let link = match cp.prev() {
+        Ok(l) => l,
+        Err(e) => {
+            // `Checkpoint::open` already rejects this; kept for checkpoints built otherwise.
+            found.add(
+                Damage::InconsistentCheckpoint,
+                size,
+                format!("checkpoint in history.log (size {size}): {e}"),
+            );
+            return;
+        }
+    };
+    if let Some(l) = &link
+        && l.size >= size
+    {
+        found.add(
+            Damage::InconsistentCheckpoint,
+            size,
+            format!(
+                "checkpoint in history.log (size {size}) chains to a checkpoint of size {}, not an \
+                 earlier one",
+                l.size
+            ),
+        );
+        return;
+    }
+    match (i, link, before) {
+        (0, None, _) => {}
+        (0, Some(l), _) => found.add(
+            Damage::MissingCheckpoint,
+            l.size,
+            format!(
+                "the first checkpoint in history.log (size {size}) chains to a checkpoint of size \
+                 {} that is not in the history: the checkpoints before it were removed",
+                l.size
+            ),
+        ),
+        (_, None, _) => found.add(
+            Damage::InconsistentCheckpoint,
+            size,
+            format!(
+                "checkpoint in history.log (size {size}) has no rampart-prev line but is not the \
+                 first: it does not chain to the checkpoint before it (rewritten or inserted)"
+            ),
+        ),
+        // The entry before did not verify: already reported as a bad signature.
+        (_, Some(_), None) => {}
+        (_, Some(l), Some(b)) if l == *b => {}
+        (_, Some(l), Some(b)) if l.size > b.size => found.add(
+            Damage::MissingCheckpoint,
+            l.size,
+            format!(
+                "checkpoint in history.log (size {size}) chains to a checkpoint of size {} that is \
+                 not in the history (the entry before it has size {}): it was removed",
+                l.size, b.size
+            ),
+        ),
+        (_, Some(l), Some(b)) if l.size < b.size => found.add(
+            Damage::InconsistentCheckpoint,
+            b.size,
+            format!(
+                "checkpoint in history.log of size {} does not belong before the one of size \
+                 {size}, which chains to size {} (inserted or out of order)",
+                b.size, l.size
+            ),
+        ),
+        (_, Some(_), Some(b)) => found.add(
+            Damage::InconsistentCheckpoint,
+            b.size,
+            format!(
+                "checkpoint in history.log of size {} is validly signed but is not the one the \
+                 next checkpoint (size {size}) chains to: it was replaced",
+                b.size
+            ),
+        ),
+    }
+}
+
 /// Verifies the audit directory `dir`. Checkpoints are checked against `key` (or, without it, the
 /// `verifier-key` file in the directory, which an attacker with write access could replace: a
 /// warning says so). A `trusted` checkpoint (signed note text kept outside the log) must be
@@ -251,11 +341,14 @@ pub fn verify(
         }
     });
 
-    // 3. Checkpoints: history, latest, trusted.
+    // 3. Checkpoints: history (signatures, order, chain links), latest, trusted.
     let history = layout.read_history()?;
     let mut cps: Vec<(Checkpoint, String)> = Vec::new();
     let mut prev_size: Option<u64> = None;
-    for note in &history {
+    // The link to the previous history entry, `None` when that entry did not verify (it is
+    // reported as a bad signature; its own claims are not trusted).
+    let mut prev_link: Option<PrevCheckpoint> = None;
+    for (i, note) in history.iter().enumerate() {
         report.checkpoints += 1;
         let claimed = layout::peek_checkpoint(note);
         let at = claimed.as_ref().map_or(prev_size.unwrap_or(0), |c| c.size);
@@ -265,17 +358,25 @@ pub fn verify(
                     found.add(
                         Damage::InconsistentCheckpoint,
                         cp.size,
-                        format!("checkpoint history goes back to size {}", cp.size),
+                        format!(
+                            "checkpoint history goes back to size {} (entries out of order)",
+                            cp.size
+                        ),
                     );
                 }
+                check_link(&mut found, i, &cp, prev_link.as_ref());
                 prev_size = Some(cp.size);
+                prev_link = Some(PrevCheckpoint::of_note(cp.size, note.as_bytes()));
                 cps.push((cp, note.clone()));
             }
-            Err(e) => found.add(
-                Damage::BadSignature,
-                at,
-                format!("checkpoint in history (size {at}): {e}"),
-            ),
+            Err(e) => {
+                prev_link = None;
+                found.add(
+                    Damage::BadSignature,
+                    at,
+                    format!("checkpoint in history (size {at}): {e}"),
+                );
+            }
         }
     }
     let latest_text = std::fs::read(layout.latest()).ok();

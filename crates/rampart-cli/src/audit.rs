@@ -1,17 +1,28 @@
 //! `rampart audit`: verify, query, prove and export the tamper-evident audit log of a data
 //! directory, and compute the keyed hash an operator searches for.
+//!
+//! `log` and `prove` also work against a running server (`--server URL`, or `RAMPART_SERVER`)
+//! through its admin API, with an `auditor` or `admin` token on `**` read from `--token-file` or
+//! `RAMPART_TOKEN`; their output is the same as from the data directory.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use rampart_audit::layout::{Layout, load_audit_key, load_verifier_key};
 use rampart_audit::tools::{self, Filter};
-use rampart_audit::{AuditConfig, AuditLog, Principal, Record, TlogProof, VerifierKey, audit_dir};
+use rampart_audit::{Principal, Record, TlogProof, VerifierKey, audit_dir};
 
+use crate::client::{self, Server};
 use crate::output;
+use crate::serve::runtime;
+
+/// The token a remote `audit` command needs, as error messages name it.
+const AUDITOR: &str = "an auditor or admin token on **";
+/// Records asked for per page of `GET /api/v1/audit/records` (the server allows up to 10 000).
+const PAGE: u64 = 1000;
 
 /// Arguments of `rampart audit`.
 #[derive(Debug, Args)]
@@ -42,6 +53,35 @@ impl DataArg {
     }
 }
 
+/// A running server to ask instead of the data directory.
+#[derive(Debug, Args)]
+struct ServerArg {
+    /// Ask this running server's admin API (e.g. http://127.0.0.1:5050) instead of reading the
+    /// data directory (--data is then ignored). Plain HTTP is allowed to loopback addresses only.
+    #[arg(long, env = "RAMPART_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// With --server: a file holding an auditor or admin token on `**`. Default: the
+    /// RAMPART_TOKEN environment variable. There is deliberately no flag taking the token itself.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// With an https:// --server: the PEM certificate(s) to trust for it (its CA, or its
+    /// self-signed certificate if that is not marked as a CA).
+    #[arg(long, env = "RAMPART_CA_CERT", value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+}
+
+impl ServerArg {
+    /// The server and the token to use, or `None` to read the data directory.
+    fn connect(&self) -> Result<Option<(Server, String)>> {
+        let Some(url) = &self.server else {
+            return Ok(None);
+        };
+        let server = Server::parse(url, self.ca_cert.as_deref())?;
+        let secret = client::read_token(self.token_file.as_deref(), AUDITOR)?;
+        Ok(Some((server, secret)))
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -64,10 +104,13 @@ enum AuditCommand {
         #[arg(long, value_name = "VKEY")]
         key: Option<String>,
     },
-    /// List records: who did what to which model, when.
+    /// List records: who did what to which model, when. With --server, from a running server's
+    /// admin API (an auditor or admin token on `**`), with the same filters and output.
     Log {
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        server: ServerArg,
         /// Only records of this principal id.
         #[arg(long)]
         principal: Option<String>,
@@ -88,13 +131,24 @@ enum AuditCommand {
         /// Output format: aligned text, or the stored canonical JSON lines.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// With --server: records asked for per request (tests use a small page to exercise
+        /// paging). At least 2: every request adds a record to the log, and pages of one would
+        /// chase an unfiltered listing's tail forever.
+        #[arg(long, hide = true, default_value_t = PAGE, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+        page_size: u64,
     },
     /// Print a C2SP tlog-proof that record INDEX is in the tree of the latest signed checkpoint.
+    /// With --server, ask a running server's admin API (an auditor or admin token on `**`).
     Prove {
         /// Record index.
         index: u64,
+        /// Also write the record line the proof is for to this file (for `check-proof --record`).
+        #[arg(long, value_name = "FILE")]
+        record: Option<PathBuf>,
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        server: ServerArg,
     },
     /// Check a tlog-proof offline: the checkpoint signature and the inclusion of the record (read
     /// from --record, or from the data directory).
@@ -133,7 +187,8 @@ enum AuditCommand {
         #[command(flatten)]
         data: DataArg,
     },
-    /// Measure durable appends with concurrent writers (used by bench/audit.sh).
+    /// Append records with concurrent writers until done or killed (crash tests; bench/audit.sh
+    /// uses the library's example driver).
     #[command(hide = true)]
     Bench {
         #[command(flatten)]
@@ -157,12 +212,14 @@ pub(crate) fn run(args: &AuditArgs) -> Result<ExitCode> {
         } => verify(data, trusted_checkpoint.as_deref(), key.as_deref()),
         AuditCommand::Log {
             data,
+            server,
             principal,
             action,
             repo,
             since,
             until,
             format,
+            page_size,
         } => {
             let filter = Filter {
                 principal: principal.clone(),
@@ -171,11 +228,48 @@ pub(crate) fn run(args: &AuditArgs) -> Result<ExitCode> {
                 since_ms: since.as_deref().map(Filter::parse_time).transpose()?,
                 until_ms: until.as_deref().map(Filter::parse_time).transpose()?,
             };
-            log(data, &filter, *format)
+            match server.connect()? {
+                None => log(data, &filter, *format),
+                Some((server, secret)) => {
+                    let query = LogQuery {
+                        principal: principal.as_deref(),
+                        action: action.as_deref(),
+                        repository: repo.as_deref(),
+                        since: since.as_deref(),
+                        until: until.as_deref(),
+                        page_size: *page_size,
+                    };
+                    runtime()?.block_on(remote_log(&server, &secret, &query, *format))
+                }
+            }
         }
-        AuditCommand::Prove { index, data } => {
-            let proof = tools::prove(&data.existing_audit()?, *index)?;
-            output::stdout(proof.to_text().as_bytes())?;
+        AuditCommand::Prove {
+            index,
+            record,
+            data,
+            server,
+        } => {
+            let (proof, entry) = match server.connect()? {
+                None => {
+                    let dir = data.existing_audit()?;
+                    let proof = tools::prove(&dir, *index)?.to_text();
+                    let entry = match record {
+                        Some(_) => tools::read_record_line(&dir, *index)?,
+                        None => Vec::new(),
+                    };
+                    (proof, entry)
+                }
+                Some((server, secret)) => {
+                    runtime()?.block_on(remote_prove(&server, &secret, *index))?
+                }
+            };
+            if let Some(path) = record {
+                let mut line = entry;
+                line.push(b'\n');
+                std::fs::write(path, line)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            output::stdout(proof.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::CheckProof {
@@ -208,7 +302,22 @@ pub(crate) fn run(args: &AuditArgs) -> Result<ExitCode> {
             data,
             writers,
             records,
-        } => bench(data, *writers, *records),
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            rt.block_on(async {
+                let log = rampart_audit::AuditLog::open(
+                    data.audit(),
+                    rampart_audit::AuditConfig::default(),
+                )?;
+                let stats = rampart_audit::load::appends(&log, *writers, *records).await?;
+                log.shutdown().await;
+                output::stdout(format!("{stats}\n").as_bytes())?;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
     }
 }
 
@@ -312,6 +421,112 @@ fn log(data: &DataArg, filter: &Filter, format: Format) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The filters of `audit log --server`, as given (the server parses the times).
+struct LogQuery<'a> {
+    principal: Option<&'a str>,
+    action: Option<&'a str>,
+    repository: Option<&'a str>,
+    since: Option<&'a str>,
+    until: Option<&'a str>,
+    page_size: u64,
+}
+
+impl LogQuery<'_> {
+    /// `/api/v1/audit/records?…` for the page after record `after`.
+    fn path(&self, after: Option<u64>) -> String {
+        let mut path = format!("/api/v1/audit/records?limit={}", self.page_size);
+        for (k, v) in [
+            ("principal", self.principal),
+            ("action", self.action),
+            ("repository", self.repository),
+            ("since", self.since),
+            ("until", self.until),
+        ] {
+            if let Some(v) = v {
+                path.push_str(&format!("&{k}={}", client::query_value(v)));
+            }
+        }
+        if let Some(a) = after {
+            path.push_str(&format!("&after={a}"));
+        }
+        path
+    }
+}
+
+/// One page of `GET /api/v1/audit/records`.
+#[derive(Debug, serde::Deserialize)]
+struct RecordsPage {
+    records: Vec<Record>,
+    next_after: Option<u64>,
+}
+
+/// `audit log --server`: every page of matching records, printed as each arrives.
+async fn remote_log(
+    server: &Server,
+    secret: &str,
+    query: &LogQuery<'_>,
+    format: Format,
+) -> Result<ExitCode> {
+    // A page of the longest records, with room for the envelope.
+    let max_bytes = usize::try_from(query.page_size)?
+        .saturating_mul(rampart_audit::record::MAX_LINE_LEN + 16)
+        .saturating_add(4096);
+    let mut after = None;
+    loop {
+        let reply = server.get(secret, &query.path(after), max_bytes).await?;
+        if !reply.status.is_success() {
+            return Err(reply.refused_needing(AUDITOR));
+        }
+        let page: RecordsPage = serde_json::from_value(reply.json()?)
+            .context("the server's answer is not a page of audit records")?;
+        let mut out = String::new();
+        for r in &page.records {
+            match format {
+                Format::Text => out.push_str(&text_line(r)),
+                Format::Json => {
+                    out.push_str(&r.to_line()?);
+                    out.push('\n');
+                }
+            }
+        }
+        output::stdout(out.as_bytes())?;
+        match page.next_after {
+            None => return Ok(ExitCode::SUCCESS),
+            // Each page must move forward, or a confused server would keep us here forever.
+            Some(next) if after.is_none_or(|a| next > a) => after = Some(next),
+            Some(next) => bail!("the server's paging does not advance (next_after {next})"),
+        }
+    }
+}
+
+/// `audit prove --server`: the proof text and the record line it is for, from
+/// `GET /api/v1/audit/proof/{index}`.
+async fn remote_prove(server: &Server, secret: &str, index: u64) -> Result<(String, Vec<u8>)> {
+    let reply = server
+        .get(
+            secret,
+            &format!("/api/v1/audit/proof/{index}"),
+            client::MAX_RESPONSE,
+        )
+        .await?;
+    if !reply.status.is_success() {
+        return Err(reply.refused_needing(AUDITOR));
+    }
+    let v = reply.json()?;
+    let (Some(proof), Some(entry)) = (v["proof"].as_str(), v["entry"].as_str()) else {
+        bail!("the server's answer lacks the proof or the record");
+    };
+    // What is printed must be a proof of INDEX that `check-proof` can read.
+    let parsed = TlogProof::parse(proof.as_bytes()).context("the server sent a malformed proof")?;
+    if parsed.index != index {
+        bail!(
+            "the server sent a proof for record {} instead of {index}",
+            parsed.index
+        );
+    }
+    Ok((proof.to_owned(), entry.as_bytes().to_vec()))
+}
+
 fn check_proof(
     file: &Path,
     key: Option<&str>,
@@ -349,90 +564,4 @@ fn check_proof(
             Ok(ExitCode::from(1))
         }
     }
-}
-
-fn bench(data: &DataArg, writers: usize, records: u64) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async {
-        let log = AuditLog::open(data.audit(), AuditConfig::default())?;
-        let before = log.size();
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..writers.max(1) {
-            let log = log.clone();
-            let next = next.clone();
-            let key = log.audit_key().clone();
-            tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= records {
-                        break;
-                    }
-                    let rec = bench_record(i, &key);
-                    let t = Instant::now();
-                    log.append(rec).await?;
-                    lat.push(t.elapsed());
-                }
-                Ok::<_, rampart_audit::Error>(lat)
-            }));
-        }
-        let mut lat: Vec<Duration> = Vec::new();
-        for t in tasks {
-            lat.extend(t.await.context("bench task")??);
-        }
-        let took = start.elapsed();
-        let counters = log.counters();
-        log.shutdown().await;
-        lat.sort_unstable();
-        let pct = |p: f64| {
-            let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-            lat.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
-        output::stdout(
-            format!(
-                "records {} writers {} seconds {:.2} records_per_s {:.0} p50_ms {:.2} p99_ms {:.2} max_ms {:.2} batches {} avg_batch {:.1} log_size {}\n",
-                lat.len(),
-                writers,
-                took.as_secs_f64(),
-                lat.len() as f64 / took.as_secs_f64(),
-                pct(0.5),
-                pct(0.99),
-                pct(1.0),
-                counters.batches,
-                lat.len() as f64 / counters.batches.max(1) as f64,
-                before + lat.len() as u64,
-            )
-            .as_bytes(),
-        )?;
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// A realistic record (~330 bytes), as the server would write for a pull.
-fn bench_record(i: u64, key: &rampart_audit::AuditKey) -> Record {
-    let mut r = Record::new(format!("01JD{i:022}"), "pull");
-    r.principal = Some(Principal {
-        id: format!("ci-bot-{}", i % 17),
-        kind: "token".into(),
-        token_hash: Some(key.hash_secret(format!("token-{}", i % 17).as_bytes())),
-        key_id: Some(key.id().to_owned()),
-    });
-    r.source_ip = Some(format!("10.1.{}.{}", (i >> 8) % 256, i % 256));
-    r.repository = Some(format!("acme/llama-{}", i % 9));
-    r.reference = Some("v1.0".into());
-    r.digest = Some(format!(
-        "sha256:{:064x}",
-        i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    ));
-    r.decision = Some("allow".into());
-    r.rule = Some("role:reader".into());
-    r.status = Some(200);
-    r.bytes = Some(1 << 20);
-    r.duration_ms = Some(i % 50);
-    r
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod client;
 mod config;
 mod gc;
 mod output;
@@ -28,7 +29,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The tamper-evident audit log: verify it, list who did what, prove and check single records,
-    /// export it as C2SP tiles or JSONL, and hash a secret the way records do.
+    /// export it as C2SP tiles or JSONL, and hash a secret the way records do. `log` and `prove`
+    /// also work through a running server's admin API (--server, with an auditor token).
     Audit(audit::AuditArgs),
     /// Print the CycloneDX 1.6 SBOM of this binary: every crate compiled into it, with version, purl,
     /// licence and the checksum recorded in Cargo.lock.

@@ -2,37 +2,24 @@
 //! through a running server's admin API (`--server URL`, or `RAMPART_SERVER`).
 //!
 //! With `--server`, the admin token comes from `--token-file FILE` or the `RAMPART_TOKEN`
-//! environment variable, never from a flag (flags land in shell history and `ps`). The client is a
-//! minimal HTTP/1.1 client over hyper (already in the tree through axum) and rustls (aws-lc-rs, as
-//! the server uses). `https://` needs `--ca-cert FILE` (the CA, or the self-signed certificate, the
-//! server's certificate chains to: there is no system trust store in the binary); plain `http://`
-//! is refused except to a loopback address, so an admin token never crosses a network in clear text.
+//! environment variable, never from a flag; see [`crate::client`] for the transport rules (https
+//! with `--ca-cert`, plain http to loopback only).
 
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use base64ct::Encoding as _;
+use axum::http::{Method, StatusCode};
 use clap::{Args, Subcommand};
 use rampart_core::{NamespacePattern, Role};
 use rampart_server::DataDir;
 use rampart_store::MetadataStore as _;
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 
+use crate::client::{self, Server};
 use crate::output;
 use crate::serve::runtime;
-
-/// Longest response body read from the server.
-const MAX_RESPONSE: usize = 16 * 1024 * 1024;
-/// Time allowed for one request to the server.
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Arguments of `rampart token`.
 #[derive(Debug, Args)]
@@ -108,28 +95,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is too long"))
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
-fn rfc3339(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 /// One row of `rampart token list`, whichever the source.
 struct Row {
     id: String,
@@ -153,8 +118,9 @@ fn table(rows: &[Row]) -> String {
             t.name,
             t.role,
             t.namespace,
-            rfc3339(t.created_at),
-            t.expires_at.map_or_else(|| "never".to_owned(), rfc3339),
+            rampart_store::rfc3339(t.created_at),
+            t.expires_at
+                .map_or_else(|| "never".to_owned(), rampart_store::rfc3339),
             t.status
         ));
     }
@@ -164,7 +130,10 @@ fn table(rows: &[Row]) -> String {
 fn created_message(id: &str, role: &str, namespace: &str, expires_at: Option<i64>) -> String {
     format!(
         "created token {id} ({role} on {namespace}{}); the secret below is shown only once:",
-        expires_at.map_or(String::new(), |e| format!(", expires {}", rfc3339(e)))
+        expires_at.map_or(String::new(), |e| format!(
+            ", expires {}",
+            rampart_store::rfc3339(e)
+        ))
     )
 }
 
@@ -172,7 +141,7 @@ pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     match &args.server {
         Some(url) => {
             let server = Server::parse(url, args.ca_cert.as_deref())?;
-            let secret = admin_token(args)?;
+            let secret = client::read_token(args.token_file.as_deref(), "an admin token")?;
             runtime()?.block_on(remote(&server, &secret, &args.command))
         }
         None => runtime()?.block_on(local(args)),
@@ -250,225 +219,6 @@ async fn local(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     };
     meta.close().await;
     Ok(code)
-}
-
-/// The admin token for `--server`: from `--token-file`, else `RAMPART_TOKEN`.
-fn admin_token(args: &TokenArgs) -> anyhow::Result<String> {
-    let secret = match &args.token_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token file {}", path.display()))?,
-        None => std::env::var("RAMPART_TOKEN").map_err(|_| {
-            anyhow::anyhow!(
-                "--server needs an admin token: pass --token-file FILE or set RAMPART_TOKEN"
-            )
-        })?,
-    };
-    let secret = secret.trim().to_owned();
-    if secret.is_empty() || secret.chars().any(|c| c.is_control() || c == ' ') {
-        bail!("the admin token is empty or malformed");
-    }
-    Ok(secret)
-}
-
-/// TLS to the server: the connector and the name its certificate must carry.
-struct Tls {
-    connector: tokio_rustls::TlsConnector,
-    name: ServerName<'static>,
-}
-
-impl std::fmt::Debug for Tls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A TLS client configuration trusting exactly the certificates in `ca` (PEM).
-fn tls_connector(ca: &Path) -> anyhow::Result<tokio_rustls::TlsConnector> {
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("reading CA certificates from {}", ca.display()))?;
-    if certs.is_empty() {
-        bail!("{}: no CERTIFICATE block", ca.display());
-    }
-    for c in certs {
-        roots
-            .add(c)
-            .with_context(|| format!("{}: unusable CA certificate", ca.display()))?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// Where the admin API is.
-#[derive(Debug)]
-struct Server {
-    /// `host:port` to connect to and send as `Host`.
-    authority: String,
-    /// Path prefix before `/api/v1` (empty, or `/something` behind a proxy).
-    prefix: String,
-    /// `Some` for https.
-    tls: Option<Tls>,
-}
-
-impl Server {
-    fn parse(url: &str, ca_cert: Option<&Path>) -> anyhow::Result<Self> {
-        let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            bail!("{url}: expected http://HOST:PORT or https://HOST:PORT");
-        };
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if authority.is_empty() || authority.contains(['@', '?', '#', ' ']) {
-            bail!("{url}: expected http(s)://HOST:PORT");
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) => {
-                (h, Some(p))
-            }
-            _ => (authority, None),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || port == Some("") {
-            bail!("{url}: expected http(s)://HOST:PORT");
-        }
-        let loopback =
-            host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        let tls = if https {
-            let Some(ca) = ca_cert else {
-                bail!(
-                    "{url}: https needs --ca-cert FILE (or RAMPART_CA_CERT): the certificate \
-                     the server's certificate chains to"
-                );
-            };
-            let name = ServerName::try_from(host.to_owned())
-                .with_context(|| format!("{url}: {host:?} is not a DNS name or IP address"))?;
-            Some(Tls {
-                connector: tls_connector(ca)?,
-                name,
-            })
-        } else {
-            if !loopback {
-                bail!(
-                    "{url}: refusing to send an admin token over plain HTTP to a non-loopback \
-                     host (use https:// with --ca-cert)"
-                );
-            }
-            None
-        };
-        let authority = match port {
-            Some(_) => authority.to_owned(),
-            None => format!("{authority}:{}", if https { 443 } else { 80 }),
-        };
-        Ok(Self {
-            authority,
-            prefix: prefix.trim_end_matches('/').to_owned(),
-            tls,
-        })
-    }
-
-    /// One request to the admin API: status and JSON body.
-    async fn call(
-        &self,
-        secret: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        tokio::time::timeout(TIMEOUT, self.call_inner(secret, method, path, body))
-            .await
-            .with_context(|| format!("no answer from {} within {TIMEOUT:?}", self.authority))?
-    }
-
-    async fn call_inner(
-        &self,
-        secret: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        let req = self.request(secret, method, path, body)?;
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .with_context(|| format!("connecting to {}", self.authority))?;
-        match &self.tls {
-            None => exchange(hyper_util::rt::TokioIo::new(stream), req).await,
-            Some(tls) => {
-                let stream = tls
-                    .connector
-                    .connect(tls.name.clone(), stream)
-                    .await
-                    .with_context(|| format!("TLS handshake with {}", self.authority))?;
-                exchange(hyper_util::rt::TokioIo::new(stream), req).await
-            }
-        }
-    }
-
-    fn request(
-        &self,
-        secret: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Request<Body>> {
-        let auth = format!(
-            "Basic {}",
-            base64ct::Base64::encode_string(format!("rampart:{secret}").as_bytes())
-        );
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.prefix))
-            .header(header::HOST, &self.authority)
-            .header(header::AUTHORIZATION, auth)
-            .header(header::ACCEPT, "application/json");
-        let body = match body {
-            Some(v) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Body::from(serde_json::to_vec(&v)?)
-            }
-            None => Body::empty(),
-        };
-        req.body(body).context("building the request")
-    }
-}
-
-/// Sends one request over a fresh connection; returns the status and the JSON body.
-async fn exchange<IO>(io: IO, req: Request<Body>) -> anyhow::Result<(StatusCode, Value)>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .context("HTTP handshake")?;
-    let conn = tokio::spawn(conn);
-    let resp = sender
-        .send_request(req)
-        .await
-        .context("sending the request")?;
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(Body::new(resp.into_body()), MAX_RESPONSE)
-        .await
-        .context("reading the response")?;
-    conn.abort();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("the server answered {status} with a non-JSON body"))?
-    };
-    Ok((status, value))
 }
 
 /// An error answer of the admin API as a message.
@@ -577,38 +327,5 @@ mod tests {
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("5y").is_err());
         assert!(parse_duration("d").is_err());
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_827_696), "2000-02-29T12:34:56Z");
-    }
-
-    #[test]
-    fn server_urls() {
-        let s = Server::parse("http://127.0.0.1:5050", None).unwrap();
-        assert_eq!(
-            (s.authority.as_str(), s.prefix.as_str()),
-            ("127.0.0.1:5050", "")
-        );
-        let s = Server::parse("http://localhost/reg/", None).unwrap();
-        assert_eq!(
-            (s.authority.as_str(), s.prefix.as_str()),
-            ("localhost:80", "/reg")
-        );
-        let s = Server::parse("http://[::1]:9", None).unwrap();
-        assert_eq!(s.authority, "[::1]:9");
-        for bad in [
-            "https://127.0.0.1:5050",
-            "http://registry.example.com:5050",
-            "http://10.0.0.1:5050",
-            "http://user@127.0.0.1:5050",
-            "ftp://127.0.0.1",
-            "127.0.0.1:5050",
-            "http://127.0.0.1.evil.com:80",
-        ] {
-            assert!(Server::parse(bad, None).is_err(), "{bad}");
-        }
     }
 }

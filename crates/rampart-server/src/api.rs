@@ -34,6 +34,8 @@ const MAX_NAME: usize = 64;
 pub(crate) enum ApiError {
     Unauthorized,
     Forbidden,
+    /// Valid credentials without the right to read the audit log.
+    ForbiddenAudit,
     NotFound(String),
     BadRequest(String),
     Internal(String),
@@ -69,6 +71,11 @@ impl IntoResponse for ApiError {
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this needs an admin token for every namespace (**)".to_owned(),
+            ),
+            ApiError::ForbiddenAudit => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this needs an auditor or admin token for every namespace (**)".to_owned(),
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
@@ -116,7 +123,7 @@ fn auditor(caller: Caller) -> Result<Principal, ApiError> {
     if p.can_read_audit() {
         Ok(p)
     } else {
-        Err(ApiError::Forbidden)
+        Err(ApiError::ForbiddenAudit)
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! The [`record`] middleware sits inside authentication and rate limiting, so it sees the caller
 //! ([`Identity`]) and records refusals too. For a request that may change state (any method but
-//! `GET`/`HEAD`/`OPTIONS`) it appends a `received` record *before* the handler runs: if that fails,
-//! the handler never runs. After the handler it appends a `completed` record with the status,
+//! `GET`/`HEAD`/`OPTIONS`) by an authenticated caller it appends a `received` record *before* the
+//! handler runs: if that fails, the handler never runs. After the handler it appends a `completed` record with the status,
 //! decision and rule, and only then releases the response: a response body (a blob, a manifest) is
 //! not polled before its record is durable, so no byte of a model is served unrecorded. Any append
 //! that fails or times out turns the response into `503 UNAVAILABLE` (fail closed, like Vault);
@@ -260,7 +260,12 @@ pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next:
     base.digest = subject.digest;
     let request_bytes = content_length(req.headers());
     let changes_state = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes_state {
+    // Only an authenticated caller can change anything (anonymous access is pull-only), so a
+    // refused caller gets the completed record alone: a flood of bad credentials costs one append
+    // per request, not two.
+    let may_change =
+        changes_state && !matches!(identity, Some(Identity::Anonymous | Identity::Invalid));
+    if may_change {
         let mut received = base.clone();
         received.stage = Stage::Received;
         received.bytes = request_bytes;

@@ -283,7 +283,7 @@ pub(crate) async fn issue(State(st): State<AppState>, req: Request) -> Response 
             "token": token,
             "access_token": token,
             "expires_in": ttl,
-            "issued_at": rfc3339(now),
+            "issued_at": rampart_store::rfc3339(now),
         }))
         .into_response();
         resp.headers_mut()
@@ -292,28 +292,6 @@ pub(crate) async fn issue(State(st): State<AppState>, req: Request) -> Response 
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
-pub(crate) fn rfc3339(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 #[cfg(test)]
@@ -360,11 +338,5 @@ mod tests {
         assert_eq!(realm(&cfg, &h).unwrap(), "https://r.example/token");
         h.insert(header::HOST, HeaderValue::from_static("evil/x"));
         assert_eq!(realm(&TokenService::default(), &h), None);
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_827_696), "2000-02-29T12:34:56Z");
     }
 }

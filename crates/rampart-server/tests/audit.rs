@@ -165,6 +165,9 @@ async fn every_request_is_recorded_with_who_what_and_outcome() {
     assert_eq!(pulled.status(), StatusCode::OK);
     let denied = push_blob(&app, &reader.secret, "acme/model", b"nope").await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    let forged = push_blob(&app, "rampart_not-a-token", "acme/model", b"x").await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let forged_id = audit_id(&forged).unwrap();
     let anonymous = send(&app, Method::GET, "/v2/", None, vec![]).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let health = send(&app, Method::GET, "/healthz", None, vec![]).await;
@@ -286,6 +289,11 @@ async fn every_request_is_recorded_with_who_what_and_outcome() {
             .unwrap()
             .contains("role reader on acme/**")
     );
+    // A refused credential cannot change anything: one record, not two, and no secret.
+    let forged = by_id(&forged_id);
+    assert_eq!(forged.len(), 1, "{forged:?}");
+    assert_eq!(forged[0].principal.as_ref().unwrap().kind, "invalid");
+    assert_eq!(forged[0].decision.as_deref(), Some("deny"));
     let anon = by_id(&ids[3]);
     assert_eq!(anon[0].status, Some(401));
     assert_eq!(anon[0].principal.as_ref().unwrap().kind, "anonymous");

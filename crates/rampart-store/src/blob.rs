@@ -230,7 +230,8 @@ impl FsBlobStore {
         Ok(())
     }
 
-    async fn hash_file(path: &Path) -> Result<Digest> {
+    /// SHA-256 of a whole file, read in large chunks.
+    pub(crate) async fn hash_file(path: &Path) -> Result<Digest> {
         let mut file = File::open(path).await?;
         let mut hasher = Hasher::new();
         let mut buf = vec![0u8; WRITE_BUFFER];

@@ -34,7 +34,6 @@ use std::time::{Duration, SystemTime};
 use rampart_core::Digest;
 use sqlx::Row as _;
 use tokio::fs;
-use tokio::io::AsyncReadExt as _;
 
 use crate::sqlite::SqliteMetadata;
 use crate::{Error, Result};
@@ -207,20 +206,6 @@ pub struct FsckReport {
     pub problems: Vec<String>,
 }
 
-async fn hash_file(path: &Path) -> Result<Digest> {
-    let mut file = fs::File::open(path).await?;
-    let mut hasher = rampart_core::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(buf.get(..n).unwrap_or_default());
-    }
-    Ok(hasher.finish())
-}
-
 /// Checks the store: every blob file hashes to its name and sits where its name says, every
 /// metadata reference (repository link, manifest) has its blob file, and no stray file (a temp
 /// file or anything else) sits among the blobs. Upload temp files live under `ROOT/uploads` and are
@@ -236,7 +221,7 @@ pub async fn fsck(root: &Path, db: &SqliteMetadata) -> Result<FsckReport> {
             continue;
         };
         report.blobs += 1;
-        let actual = hash_file(&path).await?;
+        let actual = crate::blob::FsBlobStore::hash_file(&path).await?;
         if actual != digest {
             report.problems.push(format!(
                 "corrupt blob {digest}: content hashes to {actual} ({})",

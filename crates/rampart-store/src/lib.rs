@@ -17,7 +17,7 @@ mod sqlite;
 
 pub use blob::{BlobRead, BlobStore, ByteStream, FsBlobStore, UploadId};
 pub use error::Error;
-pub use meta::{ManifestRecord, MetadataStore, TokenRecord, UploadRecord, now_unix};
+pub use meta::{ManifestRecord, MetadataStore, TokenRecord, UploadRecord, now_unix, rfc3339};
 pub use sqlite::SqliteMetadata;
 
 /// The result type of this crate.

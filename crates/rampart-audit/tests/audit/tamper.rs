@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use rampart_audit::layout::{Layout, split_history};
-use rampart_audit::note::{Checkpoint, NoteSigner};
+use rampart_audit::note::{Checkpoint, NoteSigner, PrevCheckpoint};
 use rampart_audit::{Damage, verify};
 
 use crate::{Rng, build_log, copy_dir};
@@ -87,6 +87,8 @@ fn every_damage_kind_is_flagged_at_the_right_index() {
     let signer = NoteSigner::from_skey(&skey).unwrap();
     let mut rng = Rng::new(0x5eed_a0d1);
     let mut checked = 0;
+    // Case 4's variants hit: latest, first, last, middle history entry.
+    let mut drops = [0u32; 4];
     for trial in 0..TRIALS {
         for kind in 0..8 {
             let tmp = tempfile::tempdir().unwrap();
@@ -153,14 +155,29 @@ fn every_damage_kind_is_flagged_at_the_right_index() {
                     expect(dir, Damage::Truncated, j, &what);
                 }
                 4 => {
-                    // Drop a checkpoint: latest, or the last history entry.
-                    let size = note_size(&latest0);
-                    assert_eq!(size, RECORDS);
-                    if rng.below(2) == 0 {
-                        fs::remove_file(layout.latest()).unwrap();
-                    } else {
-                        write_history(&layout, &history0[..history0.len() - 1]);
-                    }
+                    // Drop a checkpoint: latest, or the first, the last or a random middle
+                    // history entry. Flagged at the dropped checkpoint's size.
+                    assert_eq!(note_size(&latest0), RECORDS);
+                    let last = history0.len() - 1;
+                    let variant = rng.below(4);
+                    drops[variant as usize] += 1;
+                    let size = match variant {
+                        0 => {
+                            fs::remove_file(layout.latest()).unwrap();
+                            RECORDS
+                        }
+                        pick => {
+                            let h = match pick {
+                                1 => 0,
+                                2 => last,
+                                _ => 1 + rng.below(last as u64 - 1) as usize,
+                            };
+                            let mut hist = history0.clone();
+                            let dropped = hist.remove(h);
+                            write_history(&layout, &hist);
+                            note_size(&dropped)
+                        }
+                    };
                     expect(dir, Damage::MissingCheckpoint, size, &what);
                 }
                 5 => {
@@ -228,6 +245,132 @@ fn every_damage_kind_is_flagged_at_the_right_index() {
         }
     }
     assert_eq!(checked, TRIALS * 8);
+    assert!(drops.iter().all(|&d| d > 0), "drop variants hit: {drops:?}");
+}
+
+/// Every history entry but the first links to the entry before it; `latest` is the last entry.
+#[test]
+fn the_history_is_a_hash_chain() {
+    let base = base();
+    let layout = Layout::new(base.path());
+    let history = layout.read_history().unwrap();
+    assert_eq!(
+        fs::read_to_string(layout.latest()).unwrap(),
+        *history.last().unwrap()
+    );
+    for (i, note) in history.iter().enumerate() {
+        let cp = checkpoint_of(note);
+        let link = cp.prev().unwrap();
+        if i == 0 {
+            assert_eq!(cp.size, 0, "a new log first signs the empty tree");
+            assert_eq!(link, None, "the first checkpoint has no link");
+            assert!(cp.extensions.is_empty());
+        } else {
+            let before = &history[i - 1];
+            assert_eq!(
+                link,
+                Some(PrevCheckpoint::of_note(
+                    note_size(before),
+                    before.as_bytes()
+                )),
+                "entry {i}"
+            );
+            assert_eq!(cp.extensions.len(), 1);
+        }
+    }
+}
+
+#[test]
+fn dropping_any_single_checkpoint_is_flagged_at_its_size() {
+    let base = base();
+    let history0 = Layout::new(base.path()).read_history().unwrap();
+    for h in 0..history0.len() {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(base.path(), tmp.path());
+        let mut hist = history0.clone();
+        let dropped = hist.remove(h);
+        write_history(&Layout::new(tmp.path()), &hist);
+        expect(
+            tmp.path(),
+            Damage::MissingCheckpoint,
+            note_size(&dropped),
+            &format!("drop history entry {h}"),
+        );
+    }
+    // Two adjacent entries dropped: flagged at the later one's size (the link only names the
+    // checkpoint immediately before).
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(base.path(), tmp.path());
+    let mut hist = history0.clone();
+    hist.drain(1..3);
+    write_history(&Layout::new(tmp.path()), &hist);
+    expect(
+        tmp.path(),
+        Damage::MissingCheckpoint,
+        note_size(&history0[2]),
+        "drop entries 1 and 2",
+    );
+}
+
+#[test]
+fn reordering_history_entries_is_flagged() {
+    let base = base();
+    let history0 = Layout::new(base.path()).read_history().unwrap();
+    let n = history0.len();
+    let mut rng = Rng::new(0x0dd_0de5);
+    // Every adjacent pair, then random pairs.
+    let mut pairs: Vec<(usize, usize)> = (0..n - 1).map(|a| (a, a + 1)).collect();
+    for _ in 0..8 {
+        let a = rng.below(n as u64 - 1) as usize;
+        let b = a + 1 + rng.below((n - a - 1) as u64) as usize;
+        pairs.push((a, b));
+    }
+    for (a, b) in pairs {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(base.path(), tmp.path());
+        let mut hist = history0.clone();
+        hist.swap(a, b);
+        write_history(&Layout::new(tmp.path()), &hist);
+        // The earlier checkpoint now comes after a later one: flagged at its size.
+        expect(
+            tmp.path(),
+            Damage::InconsistentCheckpoint,
+            note_size(&history0[a]),
+            &format!("swap history entries {a} and {b}"),
+        );
+    }
+}
+
+#[test]
+fn a_history_rewritten_without_links_is_flagged() {
+    // Someone with the signing key re-signs every checkpoint without its rampart-prev line (as a
+    // log written before the chain, or by another tool, would look): the second entry is flagged.
+    let base = base();
+    let layout = Layout::new(base.path());
+    let signer = NoteSigner::from_skey(&fs::read_to_string(layout.signing_key()).unwrap()).unwrap();
+    let history0 = layout.read_history().unwrap();
+    let rewritten: Vec<String> = history0
+        .iter()
+        .map(|n| {
+            let mut cp = checkpoint_of(n);
+            cp.extensions.clear();
+            cp.sign(&signer).unwrap()
+        })
+        .collect();
+    write_history(&layout, &rewritten);
+    fs::write(layout.latest(), rewritten.last().unwrap()).unwrap();
+    expect(
+        base.path(),
+        Damage::InconsistentCheckpoint,
+        note_size(&history0[1]),
+        "history without links",
+    );
+    // A single unlinked checkpoint is a log's first: fine.
+    write_history(&layout, &rewritten[..1]);
+    fs::write(layout.latest(), &rewritten[0]).unwrap();
+    let r = verify(base.path(), None, None).unwrap();
+    // (Records beyond it are unsigned, not damage.)
+    assert!(r.ok(), "{:?}", r.failure);
 }
 
 #[test]
@@ -272,6 +415,11 @@ fn trusted_checkpoint_catches_a_rollback_of_records_and_checkpoints() {
         split_history(&fs::read_to_string(layout.history()).unwrap()).len(),
         layout.read_history().unwrap().len()
     );
+}
+
+fn checkpoint_of(note: &str) -> Checkpoint {
+    let body = note.split("\n\n").next().unwrap();
+    Checkpoint::parse_body(&format!("{body}\n")).unwrap()
 }
 
 fn note_size(note: &str) -> u64 {

@@ -20,30 +20,41 @@ impl tlog_tiles::HashReader for TlogReader {
     }
 }
 
-/// Writes `n` valid records straight into a segment, then lets the log recover (hash) and sign them.
+/// Writes `n` valid records straight into a segment in two halves, letting the log recover (hash)
+/// and sign after each: the first open signs the log's first checkpoint, the second a checkpoint
+/// chained to it (so the exported checkpoint carries a `rampart-prev` extension line).
 fn fast_log(dir: &Path, n: u64) {
     let layout = Layout::new(dir);
     fs::create_dir_all(layout.segments()).unwrap();
-    let mut f = fs::File::create(layout.segment(0)).unwrap();
-    let mut buf = Vec::new();
-    for i in 0..n {
-        let mut r = sample_record(i);
-        r.seq = i;
-        r.time = format_time_ms(1_700_000_000_000 + i);
-        buf.extend_from_slice(r.to_line().unwrap().as_bytes());
-        buf.push(b'\n');
-    }
-    f.write_all(&buf).unwrap();
-    drop(f);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let log = AuditLog::open(dir, config()).unwrap();
-        assert_eq!(log.recovery().rehashed, n);
-        log.shutdown().await;
-    });
+    let half = n / 2;
+    for (from, to) in [(0, half), (half, n)] {
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(layout.segment(0))
+            .unwrap();
+        let mut buf = Vec::new();
+        for i in from..to {
+            let mut r = sample_record(i);
+            r.seq = i;
+            r.time = format_time_ms(1_700_000_000_000 + i);
+            buf.extend_from_slice(r.to_line().unwrap().as_bytes());
+            buf.push(b'\n');
+        }
+        f.write_all(&buf).unwrap();
+        drop(f);
+        rt.block_on(async {
+            let log = AuditLog::open(dir, config()).unwrap();
+            assert_eq!(log.recovery().rehashed, to - from);
+            log.shutdown().await;
+        });
+    }
+    let history = layout.read_history().unwrap();
+    assert_eq!(history.len(), 2, "two checkpoints");
 }
 
 fn check_export(n: u64) {
@@ -63,10 +74,27 @@ fn check_export(n: u64) {
     note.verify(&signed_note::VerifierList::new(vec![Box::new(v)]))
         .unwrap();
     let text = String::from_utf8(note.text().to_vec()).unwrap();
+    // The body, with its rampart-prev extension line, is a C2SP checkpoint to tlog_tiles.
+    let tl = tlog_tiles::Checkpoint::from_bytes(note.text()).unwrap();
+    assert_eq!(tl.size(), n);
+    assert!(
+        tl.extension().starts_with("rampart-prev ") && tl.extension().ends_with('\n'),
+        "{:?}",
+        tl.extension()
+    );
+    assert_eq!(tl.to_bytes(), note.text());
+    let ours = rampart_audit::Checkpoint::parse_body(&text).unwrap();
+    let link = ours.prev().unwrap().expect("a chained checkpoint");
+    let history = Layout::new(dir.path()).read_history().unwrap();
+    assert_eq!(
+        link,
+        rampart_audit::PrevCheckpoint::of_note(n / 2, history[0].as_bytes())
+    );
     let mut lines = text.lines();
     lines.next();
     assert_eq!(lines.next().unwrap().parse::<u64>().unwrap(), n);
     let root = tlog_tiles::Hash::parse_hash(lines.next().unwrap()).unwrap();
+    assert_eq!(&root, tl.hash());
 
     // Entry bundles: uint16-length-prefixed records, 256 per full bundle.
     let mut entries: Vec<Vec<u8>> = Vec::new();

@@ -128,6 +128,35 @@ fn log_prove_check_proof_and_hash() {
     std::fs::write(&pf, &proof.stdout).unwrap();
     let ok = rampart(&["audit", "check-proof", pf.to_str().unwrap(), "--data", d]);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    // `prove --record FILE` also writes the record line, which `check-proof --record` reads.
+    let rf = tmp.path().join("12.json");
+    let again = rampart(&[
+        "audit",
+        "prove",
+        "12",
+        "--data",
+        d,
+        "--record",
+        rf.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(again.stdout, proof.stdout, "same proof with --record");
+    let line = std::fs::read_to_string(&rf).unwrap();
+    assert_eq!(
+        Record::parse_line(line.trim_end().as_bytes()).unwrap().seq,
+        12
+    );
+    let vkey = std::fs::read_to_string(data.join("audit/verifier-key")).unwrap();
+    let ok = rampart(&[
+        "audit",
+        "check-proof",
+        pf.to_str().unwrap(),
+        "--key",
+        vkey.trim(),
+        "--record",
+        rf.to_str().unwrap(),
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     // The proof does not hold for another record.
     let other = tmp.path().join("other.json");
     let line = rampart(&["audit", "log", "--data", d, "--format", "json"]);

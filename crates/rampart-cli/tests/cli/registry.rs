@@ -591,6 +591,48 @@ fn skopeo_copies_in_out_between_repos_lists_and_inspects() {
     let log = server.log();
     assert!(log.contains("registry token issued"), "{log}");
     assert!(!log.contains(&token));
+    // Every one of skopeo's requests is in the audit log, which verifies: the push of the manifest
+    // by the admin token (as a JWT), the reader's pulls, the token requests.
+    let data = server.data.to_str().unwrap().to_owned();
+    server.terminate();
+    ok(
+        "audit verify",
+        &crate::rampart(&["audit", "verify", "--data", &data]),
+    );
+    let records = ok(
+        "audit log",
+        &crate::rampart(&[
+            "audit",
+            "log",
+            "--data",
+            &data,
+            "--repo",
+            "acme/model",
+            "--format",
+            "json",
+        ]),
+    );
+    let records: Vec<serde_json::Value> = records
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let done = |action: &str, kind: &str| {
+        records.iter().any(|r| {
+            r["action"] == action
+                && r["stage"] == "completed"
+                && r["decision"] == "allow"
+                && r["principal"]["kind"] == kind
+        })
+    };
+    assert!(done("manifest.push", "jwt"), "no manifest push by skopeo");
+    assert!(done("blob.push", "jwt"), "no blob push by skopeo");
+    assert!(done("manifest.pull", "jwt"), "no manifest pull by skopeo");
+    assert!(
+        records
+            .iter()
+            .all(|r| !r.to_string().contains(&token) && !r.to_string().contains(reader.trim())),
+        "a secret in the audit log"
+    );
 }
 
 #[test]
@@ -1062,4 +1104,235 @@ fn token_commands_over_tls() {
     );
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--ca-cert"));
+}
+
+/// The body of a raw HTTP response.
+fn body_of(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// `rampart audit log|prove --server URL` read a running server's audit log through the admin API
+/// with an auditor token (from RAMPART_TOKEN or a file), print what the data-directory mode prints,
+/// and refuse clearly with a token that cannot read the log.
+#[test]
+fn audit_log_and_prove_against_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let host = server.host();
+    let url = format!("http://{host}");
+    let admin = server.admin_token();
+    let admin_file = server.data.join("admin-token");
+    let admin_file = admin_file.to_str().unwrap();
+    let data = server.data.to_str().unwrap().to_owned();
+
+    // A push and a pull of one blob, as the admin, over raw HTTP.
+    let blob = b"weights of a very small model".to_vec();
+    let digest = Digest::of(&blob);
+    assert_eq!(upload(&host, &admin, "acme/llama", &blob).unwrap().0, 201);
+    let (status, body) = get_body(&host, &format!("/v2/acme/llama/blobs/{digest}"), &admin);
+    assert_eq!((status, body), (200, blob));
+
+    // An auditor and a reader, both on **, made through the admin API.
+    let create = |name: &str, role: &str| {
+        let out = rampart_with_env(
+            &[
+                "token",
+                "create",
+                "--server",
+                &url,
+                "--token-file",
+                admin_file,
+                "--name",
+                name,
+                "--role",
+                role,
+                "--namespace",
+                "**",
+            ],
+            &[],
+        );
+        ok("token create --server", &out).trim().to_owned()
+    };
+    let auditor = create("auditor", "auditor");
+    let reader = create("reader", "reader");
+
+    // Text: the pull, by whom, of what; and exactly what the data-directory mode prints.
+    let audit_log = |extra: &[&str], token: &str| {
+        let mut args = vec!["audit", "log", "--server", &url, "--action", "blob.pull"];
+        args.extend_from_slice(extra);
+        rampart_with_env(&args, &[("RAMPART_TOKEN", token)])
+    };
+    let text = ok("audit log --server", &audit_log(&[], &auditor));
+    let pulls: Vec<&str> = text.lines().collect();
+    assert_eq!(pulls.len(), 1, "{text}");
+    assert!(
+        pulls[0].contains("blob.pull")
+            && pulls[0].contains(&format!("acme/llama:- {digest}"))
+            && pulls[0].contains(" 200 allow"),
+        "{text}"
+    );
+    let local = ok(
+        "audit log --data",
+        &rampart_with_env(
+            &["audit", "log", "--data", &data, "--action", "blob.pull"],
+            &[],
+        ),
+    );
+    assert_eq!(text, local);
+
+    // JSON: the canonical stored lines, the same through the API as from the data directory, and
+    // the same whatever the page size (every record, in order, once).
+    let remote_json = ok(
+        "audit log --server --format json",
+        &audit_log(&["--format", "json"], &auditor),
+    );
+    let line = remote_json.trim_end().to_owned();
+    let record = rampart_audit::Record::parse_line(line.as_bytes()).unwrap();
+    assert_eq!(record.digest.as_deref(), Some(digest.to_string().as_str()));
+    let all_local = ok(
+        "audit log --data --format json",
+        &rampart_with_env(&["audit", "log", "--data", &data, "--format", "json"], &[]),
+    );
+    let all_remote = ok(
+        "audit log --server (pages of 2)",
+        &rampart_with_env(
+            &[
+                "audit",
+                "log",
+                "--server",
+                &url,
+                "--format",
+                "json",
+                "--page-size",
+                "2",
+            ],
+            &[("RAMPART_TOKEN", &auditor)],
+        ),
+    );
+    // The remote listing is itself audited, so it may end with records the local one had not seen.
+    assert!(all_local.lines().count() >= 5, "{all_local}");
+    assert!(
+        all_remote.starts_with(&all_local),
+        "{all_remote}\n---\n{all_local}"
+    );
+    // An admin token reads the log too (the server as RAMPART_SERVER, the token from a file).
+    let as_admin = rampart_with_env(
+        &[
+            "audit",
+            "log",
+            "--action",
+            "blob.pull",
+            "--token-file",
+            admin_file,
+        ],
+        &[("RAMPART_SERVER", &url)],
+    );
+    assert_eq!(ok("audit log (admin)", &as_admin), text);
+
+    // Refusals: a reader token (403), an unknown token (401), no token at all.
+    let refused = audit_log(&[], &reader);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("403") && err.contains("an auditor or admin token on **"),
+        "{err}"
+    );
+    assert!(refused.stdout.is_empty());
+    let unknown = audit_log(&[], &format!("rampart_{}", "0".repeat(64)));
+    assert_eq!(unknown.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("401") && err.contains("an auditor or admin token on **"),
+        "{err}"
+    );
+    let missing = rampart_with_env(&["audit", "log", "--server", &url], &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("RAMPART_TOKEN") && err.contains("auditor"),
+        "{err}"
+    );
+
+    // A proof of the pull record, with the auditor token from a file. Checkpoints are signed at
+    // least every second while records arrive; until one covers the record, prove says so.
+    let auditor_file = dir.path().join("auditor-token");
+    fs::write(&auditor_file, format!("{auditor}\n")).unwrap();
+    let index = record.seq.to_string();
+    let record_file = dir.path().join("pull.json");
+    let proof_file = dir.path().join("pull.tlog-proof");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let proof = loop {
+        let out = rampart_with_env(
+            &[
+                "audit",
+                "prove",
+                &index,
+                "--server",
+                &url,
+                "--token-file",
+                auditor_file.to_str().unwrap(),
+                "--record",
+                record_file.to_str().unwrap(),
+            ],
+            &[],
+        );
+        if out.status.success() {
+            break out.stdout;
+        }
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("not covered") && Instant::now() < deadline,
+            "audit prove --server: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        proof.starts_with(format!("c2sp.org/tlog-proof@v1\nindex {index}\n").as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&proof)
+    );
+    fs::write(&proof_file, &proof).unwrap();
+    assert_eq!(
+        fs::read_to_string(&record_file).unwrap(),
+        format!("{line}\n")
+    );
+    // The verifier key served to the auditor is the one in the data directory.
+    let (status, resp) = http(&host, "GET", "/api/v1/audit/verifier-key", Some(&auditor));
+    assert_eq!(status, 200, "{resp}");
+    let vkey = body_of(&resp).trim().to_owned();
+    assert_eq!(
+        vkey,
+        fs::read_to_string(server.data.join("audit/verifier-key"))
+            .unwrap()
+            .trim()
+    );
+    // Checked offline, with neither the data directory nor the server.
+    let checked = rampart_with_env(
+        &[
+            "audit",
+            "check-proof",
+            proof_file.to_str().unwrap(),
+            "--key",
+            &vkey,
+            "--record",
+            record_file.to_str().unwrap(),
+            "--data",
+            dir.path().join("nowhere").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "check-proof: {err}");
+    assert!(err.contains(&format!("proof OK: record {index}")), "{err}");
+    // A reader cannot get a proof either.
+    let refused = rampart_with_env(
+        &["audit", "prove", &index, "--server", &url],
+        &[("RAMPART_TOKEN", &reader)],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("an auditor or admin token on **"), "{err}");
+
+    let log = server.log();
+    assert!(!log.contains(&auditor) && !log.contains(&reader) && !log.contains(&admin));
 }
