@@ -24,12 +24,23 @@
 # and discards every byte) and a registry-less `skopeo copy oci: dir:` standing in for the pull: the
 # best wall time any server could reach with skopeo on this machine.
 #
+# PEER=unaudited (or AUDIT_BASELINE=1) measures what the audit log costs instead: the same cases,
+# runs and fairness rules, but the peer is Rampart without its audit log (the benchmark-only example
+# crates/rampart-server/examples/unaudited.rs: the same app, AppState and stores as `rampart serve`,
+# minus the audit log). Prints the median MiB/s per case of the audited and the unaudited server,
+# the cost = 1 - audited/unaudited throughput (target <= 10 %), and per operation the audit records
+# and group commits (write + fdatasync batches) of the audited server, read from its /metrics.
+# docker-registry is not needed in that mode.
+#
 # Needs: skopeo, python3, curl, the Debian package `docker-registry` (it is run in the foreground
 # with its own config; the system service is not used) and the release binary
-# (cargo build --release --locked --bin rampart; RAMPART=... overrides).
+# (cargo build --release --locked --bin rampart -p rampart-cli; RAMPART=... overrides); with
+# PEER=unaudited the example instead of docker-registry (cargo build --release --locked
+# -p rampart-server --example unaudited; UNAUDITED=... overrides).
 #
 # usage: bench/registry.sh      env: RUNS=5 WORKDIR=/tmp CASES="big small" SMALL_COUNT=200
 #                                    SMALL_SIZE=100000 BIG_SIZE=1073741824 KEEP=1 (keep logs)
+#                                    PEER=distribution|unaudited (default distribution)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-5}"
@@ -39,8 +50,19 @@ SMALL_COUNT="${SMALL_COUNT:-200}"
 SMALL_SIZE="${SMALL_SIZE:-100000}"
 rampart="${RAMPART:-$PWD/target/release/rampart}"
 distribution="${DISTRIBUTION:-/usr/bin/docker-registry}"
-[ -x "$rampart" ] || { echo "build it first: cargo build --release --locked --bin rampart" >&2; exit 2; }
-[ -x "$distribution" ] || { echo "needs Debian's docker-registry (apt-get install docker-registry)" >&2; exit 2; }
+unaudited="${UNAUDITED:-$PWD/target/release/examples/unaudited}"
+PEER="${PEER:-distribution}"
+[ -n "${AUDIT_BASELINE:-}" ] && PEER=unaudited
+case "$PEER" in
+  distribution | unaudited) ;;
+  *) echo "PEER must be distribution or unaudited" >&2; exit 2 ;;
+esac
+[ -x "$rampart" ] || { echo "build it first: cargo build --release --locked --bin rampart -p rampart-cli" >&2; exit 2; }
+if [ "$PEER" = distribution ]; then
+  [ -x "$distribution" ] || { echo "needs Debian's docker-registry (apt-get install docker-registry)" >&2; exit 2; }
+else
+  [ -x "$unaudited" ] || { echo "build it first: cargo build --release --locked -p rampart-server --example unaudited" >&2; exit 2; }
+fi
 for t in skopeo python3 curl; do
   command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 2; }
 done
@@ -111,9 +133,10 @@ PY
 declare -A payload=([big]="$BIG_SIZE" [small]="$((SMALL_COUNT * SMALL_SIZE))")
 cat "$work"/big/blobs/sha256/* "$work"/small/blobs/sha256/* >/dev/null  # page cache warm
 
-# --- servers
-mkdir -p "$work/distribution" "$work/rampart"
+# --- servers (pids[0]: the peer, distribution or unaudited, on $dport; pids[1]: rampart)
+mkdir -p "$work/$PEER" "$work/rampart"
 dport="$(free_port)"
+if [ "$PEER" = distribution ]; then
 cat >"$work/distribution.yml" <<EOF
 version: 0.1
 log:
@@ -132,6 +155,12 @@ http:
 EOF
 "$distribution" serve "$work/distribution.yml" >"$work/distribution.log" 2>&1 &
 pids+=($!)
+dping="/v2/"
+else
+"$unaudited" "$work/unaudited" "127.0.0.1:$dport" >"$work/unaudited.log" 2>&1 &
+pids+=($!)
+dping="/healthz"
+fi
 rport="$(free_port)"
 "$rampart" serve --data "$work/rampart" --listen "127.0.0.1:$rport" >"$work/rampart.log" 2>&1 &
 pids+=($!)
@@ -173,14 +202,22 @@ PY
   pids+=($!)
 fi
 for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$dport/v2/" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$rport/healthz" >/dev/null 2>&1 && break
+  curl -fs "http://127.0.0.1:$dport$dping" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$rport/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -fs "http://127.0.0.1:$dport/v2/" >/dev/null || { cat "$work/distribution.log" >&2; echo "distribution did not start" >&2; exit 1; }
+curl -fs "http://127.0.0.1:$dport$dping" >/dev/null || { cat "$work/$PEER.log" >&2; echo "$PEER did not start" >&2; exit 1; }
 curl -fs "http://127.0.0.1:$rport/healthz" >/dev/null || { cat "$work/rampart.log" >&2; echo "rampart did not start" >&2; exit 1; }
 token="$(cat "$work/rampart/admin-token")"
 dpid="${pids[0]}"
 rpid="${pids[1]}"
+utoken=""
+[ "$PEER" = unaudited ] && utoken="$(cat "$work/unaudited/admin-token")"
+# audit_counters: "records batches" the audited server has made durable so far (from /metrics,
+# which is itself not audited)
+audit_counters() {
+  curl -fs -u "bench:$token" "http://127.0.0.1:$rport/metrics" |
+    awk '$1 == "rampart_audit_records_total" {r = $2} $1 == "rampart_audit_batches_total" {b = $2} END {print r + 0, b + 0}'
+}
 
 # skopeo with an empty blob-info cache: a mount namespace with a tmpfs over the root cache dir when
 # that works, otherwise a fresh HOME/XDG_DATA_HOME.
@@ -226,35 +263,48 @@ timed() {
 }
 
 echo "host: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r), fs $(df -T "$work" | awk 'NR==2 {print $2}')"
-echo "skopeo $(skopeo --version | awk '{print $3}'), $("$distribution" --version | awk '{print $2, $3}'), $("$rampart" --version)"
+if [ "$PEER" = distribution ]; then
+  echo "skopeo $(skopeo --version | awk '{print $3}'), $("$distribution" --version | awk '{print $2, $3}'), $("$rampart" --version)"
+else
+  echo "skopeo $(skopeo --version | awk '{print $3}'), $("$rampart" --version) (audited) vs $unaudited (no audit log)"
+fi
 echo "payload: big = 1 x $BIG_SIZE B, small = $SMALL_COUNT x $SMALL_SIZE B; RUNS=$RUNS; skopeo cache isolation: ${isolated:-home}"
 
 for run in $(seq 1 "$RUNS"); do
   # alternate which server goes first, so a load change during a pair does not favour one side
-  order="rampart distribution"
-  [ $((run % 2)) = 0 ] && order="distribution rampart"
+  order="rampart $PEER"
+  [ $((run % 2)) = 0 ] && order="$PEER rampart"
   for case in $CASES; do
     for server in $order; do
       if [ "$server" = rampart ]; then
         host="127.0.0.1:$rport"; pid="$rpid"
         dest_creds=(--dest-creds "bench:$token")
+      elif [ "$server" = unaudited ]; then
+        host="127.0.0.1:$dport"; pid="$dpid"
+        dest_creds=(--dest-creds "bench:$utoken")
       else
         host="127.0.0.1:$dport"; pid="$dpid"
         dest_creds=()
       fi
       repo="bench/$case-$run"
+      [ "$PEER-$server" = unaudited-rampart ] && a0="$(audit_counters)"
       timed "$work/$server-$case-push" "$pid" skopeo_clean copy --preserve-digests --dest-tls-verify=false \
         "${dest_creds[@]}" "oci:$work/$case:1" "docker://$host/$repo:1"
+      [ "$PEER-$server" = unaudited-rampart ] && echo "$a0 $(audit_counters)" >>"$work/audit-$case-push"
     done
     for server in $order; do
       if [ "$server" = rampart ]; then
         host="127.0.0.1:$rport"; pid="$rpid"; src_creds=(--src-creds "bench:$token")
+      elif [ "$server" = unaudited ]; then
+        host="127.0.0.1:$dport"; pid="$dpid"; src_creds=(--src-creds "bench:$utoken")
       else
         host="127.0.0.1:$dport"; pid="$dpid"; src_creds=()
       fi
       out="$work/pull-$server-$case-$run"
+      [ "$PEER-$server" = unaudited-rampart ] && a0="$(audit_counters)"
       timed "$work/$server-$case-pull" "$pid" skopeo_clean copy --preserve-digests --src-tls-verify=false \
         "${src_creds[@]}" "docker://$host/bench/$case-$run:1" "dir:$out"
+      [ "$PEER-$server" = unaudited-rampart ] && echo "$a0 $(audit_counters)" >>"$work/audit-$case-pull"
       # skopeo verifies every pulled blob against its digest; check that all layers arrived
       n=$(find "$out" -type f -size +"$((SMALL_SIZE - 1))"c | wc -l)
       want=$([ "$case" = big ] && echo 1 || echo "$SMALL_COUNT")
@@ -271,9 +321,61 @@ for run in $(seq 1 "$RUNS"); do
   echo "run $run/$RUNS done (load $(cut -d' ' -f1-3 /proc/loadavg))"
 done
 
-if grep -q '"blob mounted"\|blob mounted' "$work/rampart.log"; then
-  echo "rampart's log shows a blob mount: the measurement would be void" >&2
-  exit 1
+for log in "$work/rampart.log" "$work/unaudited.log"; do
+  if [ -f "$log" ] && grep -q '"blob mounted"\|blob mounted' "$log"; then
+    echo "$(basename "$log" .log)'s log shows a blob mount: the measurement would be void" >&2
+    exit 1
+  fi
+done
+
+if [ "$PEER" = unaudited ]; then
+  # --- results: median seconds and MiB/s per case, audited vs not, cost = 1 - audited/unaudited
+  python3 - "$work" "$CASES" "${payload[big]}" "${payload[small]}" "$tick" <<'PY'
+import statistics, sys
+work, cases, big, small, tick = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+payload = {"big": big, "small": small}
+
+def load(name):
+    with open(f"{work}/{name}") as f:
+        rows = [line.split() for line in f if line.strip()]
+    return [int(r[0]) / 1e9 for r in rows], [int(r[1]) / tick for r in rows]
+
+def audit(name):
+    # per operation: records and group commits (one write + fdatasync each) of the audited server
+    with open(f"{work}/{name}") as f:
+        rows = [[int(x) for x in line.split()] for line in f if line.strip()]
+    return [r[2] - r[0] for r in rows], [r[3] - r[1] for r in rows]
+
+print()
+print("| case | server | wall s, each run | median s | median MiB/s | server CPU s (median) | audit records / batches per op (median) |")
+print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+costs = []
+for case in cases:
+    for op in ("push", "pull"):
+        med = {}
+        for server in ("rampart", "unaudited"):
+            secs, cpu = load(f"{server}-{case}-{op}")
+            med[server] = statistics.median(secs)
+            mibs = payload[case] / med[server] / (1 << 20)
+            label = {"rampart": "rampart (audited)", "unaudited": "rampart without audit log"}[server]
+            extra = "—"
+            if server == "rampart":
+                recs, batches = audit(f"audit-{case}-{op}")
+                extra = f"{statistics.median(recs):.0f} / {statistics.median(batches):.0f}"
+            print(f"| {case} {op} | {label} | {' '.join(f'{s:.2f}' for s in secs)} | {med[server]:.3f} "
+                  f"| {mibs:.1f} | {statistics.median(cpu):.2f} | {extra} |")
+        # audited/unaudited throughput = unaudited wall / audited wall; the two ran back to back in
+        # each repetition, so the median of the per-run costs is given too
+        cost = 1 - med["unaudited"] / med["rampart"]
+        paired = statistics.median(1 - u / a for u, a in zip(load(f"unaudited-{case}-{op}")[0], load(f"rampart-{case}-{op}")[0]))
+        costs.append((case, op, cost, paired))
+print()
+for case, op, cost, paired in costs:
+    verdict = "met" if cost <= 0.10 else "NOT met"
+    print(f"{case} {op}: audit cost = 1 - audited/unaudited throughput = {cost * 100:.1f} % "
+          f"(median of per-run costs {paired * 100:.1f} %; target <= 10 %: {verdict})")
+PY
+  exit 0
 fi
 
 # --- results: median seconds and MiB/s per case and server, ratio Rampart/distribution
