@@ -178,6 +178,23 @@ pub fn split_history(text: &str) -> Vec<String> {
     out
 }
 
+/// The length of the longest prefix of `history.log` bytes that holds whole notes (each with its
+/// terminating blank line): what a reader may hand on while the writer is appending a note.
+#[must_use]
+pub fn complete_history_len(bytes: &[u8]) -> usize {
+    let (mut off, mut end, mut in_sigs) = (0, 0, false);
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        off += line.len();
+        if line == b"\n" {
+            if in_sigs {
+                end = off;
+            }
+            in_sigs = !in_sigs;
+        }
+    }
+    end
+}
+
 /// Creates the directory tree (mode 0700).
 pub(crate) fn create_dirs(layout: &Layout) -> Result<(), Error> {
     for d in [
@@ -402,4 +419,31 @@ fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     (0..=hay.len() - needle.len())
         .rev()
         .find(|&i| hay[i..].starts_with(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_history_prefix_stops_before_a_note_being_written() {
+        let a = "origin\n1\nAAAA\n\n\u{2014} origin sig1\n\n";
+        let b = "origin\n2\nBBBB\n\n\u{2014} origin sig2\n\n";
+        let both = format!("{a}{b}");
+        assert_eq!(complete_history_len(both.as_bytes()), both.len());
+        for cut in a.len()..both.len() {
+            assert_eq!(
+                complete_history_len(&both.as_bytes()[..cut]),
+                a.len(),
+                "{cut}"
+            );
+        }
+        for cut in 0..a.len() {
+            assert_eq!(complete_history_len(&both.as_bytes()[..cut]), 0, "{cut}");
+        }
+        assert_eq!(
+            split_history(&both[..a.len()]),
+            vec![a[..a.len() - 1].to_owned()]
+        );
+    }
 }

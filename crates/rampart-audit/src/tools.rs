@@ -2,7 +2,7 @@
 //! C2SP `tlog-tiles` and JSONL.
 
 use std::fs::{self, File};
-use std::io::Write as _;
+use std::io::{BufRead, BufReader, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
@@ -106,6 +106,245 @@ pub fn read_record_line(dir: &Path, index: u64) -> Result<Vec<u8>, Error> {
         true
     })?;
     out.ok_or_else(|| Error::Invalid(format!("no record {index}")))
+}
+
+/// Line counts of sealed segments (every segment but the last, which the writer still appends to),
+/// so that [`read_entries`] skips whole segments without reading them. Share one per log.
+#[derive(Debug, Default)]
+pub struct EntryIndex {
+    /// `(segment length in bytes, complete lines)` of segment `n` at position `n`.
+    sealed: std::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+impl EntryIndex {
+    /// An empty index (filled as segments are read).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn get(&self, n: u32, len: u64) -> Option<u64> {
+        let sealed = self.sealed.lock().ok()?;
+        sealed
+            .get(usize::try_from(n).ok()?)
+            .filter(|(l, _)| *l == len)
+            .map(|(_, c)| *c)
+    }
+
+    fn put(&self, n: u32, len: u64, lines: u64) {
+        let Ok(mut sealed) = self.sealed.lock() else {
+            return;
+        };
+        match usize::try_from(n) {
+            Ok(i) if i < sealed.len() => sealed[i] = (len, lines),
+            Ok(i) if i == sealed.len() => sealed.push((len, lines)),
+            _ => {}
+        }
+    }
+}
+
+/// Counts the complete lines of `r`, reading it in chunks.
+fn count_lines(r: &mut impl BufRead, path: &Path) -> Result<u64, Error> {
+    let mut n = 0u64;
+    loop {
+        let buf = r.fill_buf().map_err(|e| Error::io(path, e))?;
+        if buf.is_empty() {
+            return Ok(n);
+        }
+        n += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let len = buf.len();
+        r.consume(len);
+    }
+}
+
+/// Calls `f` with the stored bytes (without the newline) of records `start .. start + limit`, in
+/// order, and returns how many it was called with (fewer at the end of the log, or when `f`
+/// returned `false` to stop after that record). Only complete lines are
+/// returned: a final line the writer has not finished is not a record yet. Segments before the one
+/// holding `start` are skipped by their line count (from `index` when known), and reading stops
+/// after the last record asked for.
+///
+/// # Errors
+/// I/O, a segment layout that is not contiguous, or an error from `f`.
+pub fn read_entries(
+    dir: &Path,
+    index: &EntryIndex,
+    start: u64,
+    limit: u64,
+    mut f: impl FnMut(&[u8]) -> Result<bool, Error>,
+) -> Result<u64, Error> {
+    let layout = Layout::new(dir);
+    let segs = layout.segment_numbers()?;
+    let last = segs.last().copied();
+    let mut first = 0u64; // index of the first record of the current segment
+    let mut sent = 0u64;
+    for n in segs {
+        if sent >= limit {
+            break;
+        }
+        let path = layout.segment(n);
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let sealed = Some(n) != last;
+        let mut r = BufReader::with_capacity(1 << 16, file);
+        if sealed {
+            let lines = match index.get(n, len) {
+                Some(c) => c,
+                None => {
+                    let c = count_lines(&mut r, &path)?;
+                    index.put(n, len, c);
+                    r.seek(SeekFrom::Start(0))
+                        .map_err(|e| Error::io(&path, e))?;
+                    c
+                }
+            };
+            if first + lines <= start {
+                first += lines;
+                continue;
+            }
+        }
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let got = r
+                .read_until(b'\n', &mut line)
+                .map_err(|e| Error::io(&path, e))?;
+            if got == 0 || line.last() != Some(&b'\n') {
+                break; // end of segment, or an unfinished final line
+            }
+            if first >= start {
+                sent += 1;
+                if !f(&line[..line.len() - 1])? {
+                    return Ok(sent);
+                }
+                if sent >= limit {
+                    break;
+                }
+            }
+            first += 1;
+        }
+    }
+    Ok(sent)
+}
+
+/// Builds a copy of a log in an audit directory layout from its records and checkpoints fetched
+/// elsewhere (a server's admin API), so that [`crate::verify()`] and the exporters run on it
+/// unchanged. Records go to segments of at most [`Mirror::SEGMENT_BYTES`]; `hashes.bin` is
+/// computed from them (so it cannot disagree with them: damage is located by the signed
+/// checkpoints only).
+#[derive(Debug)]
+pub struct Mirror {
+    layout: Layout,
+    segment: u32,
+    segment_bytes: u64,
+    out: std::io::BufWriter<File>,
+    hashes: std::io::BufWriter<File>,
+    frontier: crate::merkle::Frontier,
+    stored: Vec<Hash>,
+}
+
+impl Mirror {
+    /// Largest segment written (the verifier reads one segment at a time).
+    pub const SEGMENT_BYTES: u64 = 64 << 20;
+
+    /// Starts a copy in `dir`, which must be empty or absent.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn create(dir: &Path) -> Result<Self, Error> {
+        let layout = Layout::new(dir);
+        layout::create_dirs(&layout)?;
+        let seg = layout.segment(0);
+        let out = File::create(&seg).map_err(|e| Error::io(&seg, e))?;
+        let hp = layout.hashes();
+        let hashes = File::create(&hp).map_err(|e| Error::io(&hp, e))?;
+        Ok(Self {
+            layout,
+            segment: 0,
+            segment_bytes: 0,
+            out: std::io::BufWriter::new(out),
+            hashes: std::io::BufWriter::new(hashes),
+            frontier: crate::merkle::Frontier::new(),
+            stored: Vec::new(),
+        })
+    }
+
+    /// Records written so far.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// Whether no record was written.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends one record line (its stored bytes, without the newline).
+    ///
+    /// # Errors
+    /// I/O, or a line holding a newline.
+    pub fn push(&mut self, line: &[u8]) -> Result<(), Error> {
+        if line.contains(&b'\n') {
+            return Err(Error::Corrupt(format!(
+                "record {} holds a newline",
+                self.len()
+            )));
+        }
+        let add = line.len() as u64 + 1;
+        if self.segment_bytes > 0 && self.segment_bytes + add > Self::SEGMENT_BYTES {
+            self.out
+                .flush()
+                .map_err(|e| Error::io(self.layout.segments(), e))?;
+            self.segment += 1;
+            self.segment_bytes = 0;
+            let seg = self.layout.segment(self.segment);
+            let f = File::create(&seg).map_err(|e| Error::io(&seg, e))?;
+            self.out = std::io::BufWriter::new(f);
+        }
+        let seg = self.layout.segment(self.segment);
+        self.out
+            .write_all(line)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(|e| Error::io(&seg, e))?;
+        self.segment_bytes += add;
+        self.stored.clear();
+        self.frontier
+            .append_to(crate::merkle::leaf_hash(line), &mut self.stored);
+        for h in &self.stored {
+            self.hashes
+                .write_all(h)
+                .map_err(|e| Error::io(self.layout.hashes(), e))?;
+        }
+        Ok(())
+    }
+
+    /// The layout of the copy: write `checkpoints/history.log` there (as stored), or nothing for
+    /// none.
+    #[must_use]
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Writes `checkpoints/latest` (none when empty) and flushes everything; returns the number
+    /// of records. `checkpoints/history.log` is written by the caller, at [`Mirror::layout`].
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn finish(mut self, latest: &[u8]) -> Result<u64, Error> {
+        self.out
+            .flush()
+            .map_err(|e| Error::io(self.layout.segments(), e))?;
+        self.hashes
+            .flush()
+            .map_err(|e| Error::io(self.layout.hashes(), e))?;
+        if !latest.is_empty() {
+            let path = self.layout.latest();
+            fs::write(&path, latest).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(self.len())
+    }
 }
 
 /// Stored hashes read from `hashes.bin` on demand.

@@ -1,9 +1,12 @@
 //! `rampart audit`: verify, query, prove and export the tamper-evident audit log of a data
 //! directory, and compute the keyed hash an operator searches for.
 //!
-//! `log` and `prove` also work against a running server (`--server URL`, or `RAMPART_SERVER`)
-//! through its admin API, with an `auditor` or `admin` token on `**` read from `--token-file` or
-//! `RAMPART_TOKEN`; their output is the same as from the data directory.
+//! `log`, `prove`, `verify` and `export` also work against a running server (`--server URL`, or
+//! `RAMPART_SERVER`) through its admin API, with an `auditor` or `admin` token on `**` read from
+//! `--token-file` or `RAMPART_TOKEN`; their output is the same as from the data directory.
+//! `verify` and `export` download the log (checkpoints, then records page by page) into a
+//! temporary directory laid out as an audit directory and run the same code on it as locally;
+//! remote `verify` requires `--key`, since a key served by the server under test proves nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,6 +26,16 @@ use crate::serve::runtime;
 const AUDITOR: &str = "an auditor or admin token on **";
 /// Records asked for per page of `GET /api/v1/audit/records` (the server allows up to 10 000).
 const PAGE: u64 = 1000;
+/// Records asked for per page of `GET /api/v1/audit/entries` (the server's maximum).
+const ENTRIES_PAGE: u64 = 10_000;
+/// Longest checkpoint history accepted from a server (`GET /api/v1/audit/checkpoints`): a year of
+/// a checkpoint every second is about 15 GB.
+const MAX_HISTORY: u64 = 64 << 30;
+/// Why remote verification needs `--key`.
+const KEY_REQUIRED: &str = "audit verify --server needs --key VKEY: the verifier key must come \
+     from somewhere the server cannot change (pin DATA/audit/verifier-key, or the answer of \
+     GET /api/v1/audit/verifier-key, once, out of band); a server that rewrote its log and its \
+     checkpoints would also serve a key that matches them";
 
 /// Arguments of `rampart audit`.
 #[derive(Debug, Args)]
@@ -93,14 +106,20 @@ enum AuditCommand {
     /// Re-hash every record, check sequence numbers and times, recompute the Merkle root, and check
     /// every signed checkpoint and its consistency with the records (and with a trusted checkpoint
     /// kept elsewhere). Exits 1 naming the first bad index and the kind of damage.
+    ///
+    /// With --server, download a running server's log through its admin API (an auditor or admin
+    /// token on `**`) into a temporary directory and verify that; --key is then required.
     Verify {
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        server: ServerArg,
         /// A signed checkpoint saved earlier, outside the log; the log must still contain it.
         #[arg(long, value_name = "FILE")]
         trusted_checkpoint: Option<PathBuf>,
         /// The log's verifier key (`name+id+base64`), or a file containing it. Without it the key
-        /// stored in the log directory is used, which an intruder could replace.
+        /// stored in the log directory is used, which an intruder could replace. Required with
+        /// --server.
         #[arg(long, value_name = "VKEY")]
         key: Option<String>,
     },
@@ -164,10 +183,13 @@ enum AuditCommand {
         #[command(flatten)]
         data: DataArg,
     },
-    /// Export the log: C2SP tlog-tiles (checkpoint, hash tiles, entry bundles) or JSONL.
+    /// Export the log: C2SP tlog-tiles (checkpoint, hash tiles, entry bundles) or JSONL. With
+    /// --server, of a running server's log, downloaded through its admin API.
     Export {
         #[command(flatten)]
         data: DataArg,
+        #[command(flatten)]
+        server: ServerArg,
         /// Write C2SP tlog-tiles into this directory.
         #[arg(
             long,
@@ -207,9 +229,31 @@ pub(crate) fn run(args: &AuditArgs) -> Result<ExitCode> {
     match &args.command {
         AuditCommand::Verify {
             data,
+            server,
             trusted_checkpoint,
             key,
-        } => verify(data, trusted_checkpoint.as_deref(), key.as_deref()),
+        } => {
+            if server.server.is_some() && key.is_none() {
+                bail!("{KEY_REQUIRED}");
+            }
+            let key = key.as_deref().map(parse_key).transpose()?;
+            let trusted = trusted_checkpoint
+                .as_deref()
+                .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+                .transpose()?;
+            match server.connect()? {
+                None => verify(&data.existing_audit()?, trusted.as_deref(), key.as_ref()),
+                Some((server, secret)) => {
+                    let tmp = download_dir()?;
+                    let n = runtime()?.block_on(download(&server, &secret, tmp.path()))?;
+                    output::info(&format!(
+                        "downloaded {n} records from {}",
+                        server.authority()
+                    ));
+                    verify(tmp.path(), trusted.as_deref(), key.as_ref())
+                }
+            }
+        }
         AuditCommand::Log {
             data,
             server,
@@ -278,8 +322,25 @@ pub(crate) fn run(args: &AuditArgs) -> Result<ExitCode> {
             record,
             data,
         } => check_proof(file, key.as_deref(), record.as_deref(), data),
-        AuditCommand::Export { data, tiles, jsonl } => {
-            let dir = data.existing_audit()?;
+        AuditCommand::Export {
+            data,
+            server,
+            tiles,
+            jsonl,
+        } => {
+            // With --server, the log is downloaded first and exported from the copy.
+            let tmp = match server.connect()? {
+                None => None,
+                Some((server, secret)) => {
+                    let tmp = download_dir()?;
+                    runtime()?.block_on(download(&server, &secret, tmp.path()))?;
+                    Some(tmp)
+                }
+            };
+            let dir = match &tmp {
+                Some(t) => t.path().to_owned(),
+                None => data.existing_audit()?,
+            };
             if let Some(out) = tiles {
                 let n = tools::export_tiles(&dir, out)?;
                 output::info(&format!(
@@ -333,14 +394,9 @@ fn parse_key(arg: &str) -> Result<VerifierKey> {
         .with_context(|| format!("reading the verifier key in {arg}"))
 }
 
-fn verify(data: &DataArg, trusted: Option<&Path>, key: Option<&str>) -> Result<ExitCode> {
-    let dir = data.existing_audit()?;
-    let key = key.map(parse_key).transpose()?;
-    let trusted = trusted
-        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
-        .transpose()?;
+fn verify(dir: &Path, trusted: Option<&[u8]>, key: Option<&VerifierKey>) -> Result<ExitCode> {
     let start = Instant::now();
-    let report = rampart_audit::verify(&dir, trusted.as_deref(), key.as_ref())?;
+    let report = rampart_audit::verify(dir, trusted, key)?;
     let took = start.elapsed();
     for w in &report.warnings {
         output::info(&format!("warning: {w}"));
@@ -498,6 +554,107 @@ async fn remote_log(
         }
     }
 }
+
+/// A temporary directory for a downloaded log (removed when dropped).
+fn download_dir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("rampart-audit-")
+        .tempdir()
+        .context("creating a temporary directory for the downloaded log")
+}
+
+/// GETs `path`, which must succeed, with at most `max` bytes of answer.
+async fn fetch(server: &Server, secret: &str, path: &str, max: usize) -> Result<client::Reply> {
+    let reply = server.get(secret, path, max).await?;
+    if !reply.status.is_success() {
+        return Err(reply.refused_needing(AUDITOR));
+    }
+    Ok(reply)
+}
+
+/// Downloads a server's audit log into `dir`, laid out as an audit directory
+/// ([`tools::Mirror`]): first the latest checkpoint and the checkpoint history, then every record
+/// up to the log's size at the first page (so every checkpoint fetched is covered), page by page
+/// straight to disk. Returns the number of records.
+///
+/// Every request adds records to the log; the download stops at the size it chose rather than
+/// chasing them (records that arrive meanwhile are kept if they come in the last page).
+async fn download(server: &Server, secret: &str, dir: &Path) -> Result<u64> {
+    // `latest` first: the server appends to the history before replacing `latest`, so a
+    // checkpoint signed between the two requests is in the history fetched second.
+    let reply = server
+        .get(secret, "/api/v1/audit/checkpoint", client::MAX_RESPONSE)
+        .await?;
+    let mut latest = match reply.status {
+        s if s.is_success() => reply.bytes().to_vec(),
+        // No checkpoint signed yet (the history says whether one should have been).
+        axum::http::StatusCode::NOT_FOUND => Vec::new(),
+        _ => return Err(reply.refused_needing(AUDITOR)),
+    };
+    // The history goes straight to disk (it grows by a checkpoint a second while requests arrive).
+    let mut mirror = tools::Mirror::create(dir)?;
+    let history_path = mirror.layout().history();
+    let mut history = std::fs::File::create(&history_path)
+        .with_context(|| format!("creating {}", history_path.display()))?;
+    let reply = server
+        .get_to(
+            secret,
+            "/api/v1/audit/checkpoints",
+            &mut history,
+            MAX_HISTORY,
+        )
+        .await?;
+    if !reply.status.is_success() {
+        return Err(reply.refused_needing(AUDITOR));
+    }
+    drop(history);
+    // A checkpoint signed between the two requests: `latest` moved on meanwhile, which is not
+    // damage (a `latest` absent from the history is, and is left for the verifier to report).
+    let notes = mirror.layout().read_history()?;
+    if notes.iter().any(|n| n.as_bytes() == latest.as_slice())
+        && let Some(last) = notes.last()
+    {
+        latest = last.as_bytes().to_vec();
+    }
+    drop(notes);
+
+    let max_bytes = usize::try_from(ENTRIES_PAGE)?
+        .saturating_mul(rampart_audit::record::MAX_LINE_LEN + 1)
+        .min(client::MAX_RESPONSE);
+    let mut target: Option<u64> = None;
+    loop {
+        let start = mirror.len();
+        if target.is_some_and(|t| start >= t) {
+            break;
+        }
+        let path = format!("/api/v1/audit/entries?start={start}&limit={ENTRIES_PAGE}");
+        let reply = fetch(server, secret, &path, max_bytes).await?;
+        let size = reply
+            .header(AUDIT_SIZE)
+            .and_then(|v| v.parse::<u64>().ok())
+            .with_context(|| {
+                format!("the server's page of audit records lacks a valid {AUDIT_SIZE} header")
+            })?;
+        let t = *target.get_or_insert(size);
+        let body = reply.bytes();
+        if body.is_empty() && start >= t {
+            break; // an empty log
+        }
+        if body.is_empty() {
+            bail!("the server's audit log ended after {start} records, not the {t} it announced");
+        }
+        if body.last() != Some(&b'\n') {
+            bail!("the server sent an audit record without its newline (after record {start})");
+        }
+        for line in body[..body.len() - 1].split(|&b| b == b'\n') {
+            mirror.push(line)?;
+        }
+    }
+    Ok(mirror.finish(&latest)?)
+}
+
+/// The header of `GET /api/v1/audit/entries` giving the log's size.
+const AUDIT_SIZE: &str = "rampart-audit-size";
 
 /// `audit prove --server`: the proof text and the record line it is for, from
 /// `GET /api/v1/audit/proof/{index}`.

@@ -110,6 +110,7 @@ pub(crate) struct Server {
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 }
 
@@ -121,6 +122,16 @@ impl Reply {
         }
         serde_json::from_slice(&self.body)
             .with_context(|| format!("the server answered {} with a non-JSON body", self.status))
+    }
+
+    /// The body as received.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// A response header's value, when it is present and visible ASCII.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)?.to_str().ok()
     }
 
     /// The body as UTF-8 text (`text/plain` answers such as the audit checkpoint).
@@ -240,6 +251,11 @@ impl Server {
         })
     }
 
+    /// `host:port` of the server, for messages.
+    pub(crate) fn authority(&self) -> &str {
+        &self.authority
+    }
+
     /// One request with an optional JSON body: status and JSON body.
     pub(crate) async fn call(
         &self,
@@ -254,7 +270,23 @@ impl Server {
 
     /// A `GET` whose answer may be JSON or text; reads at most `max` bytes of body.
     pub(crate) async fn get(&self, secret: &str, path: &str, max: usize) -> anyhow::Result<Reply> {
-        self.send(secret, Method::GET, path, None, max).await
+        let send = self.send_inner(secret, Method::GET, path, None, Sink::Memory(max));
+        self.within(TIMEOUT, send).await
+    }
+
+    /// A `GET` whose successful answer is written to `out` as it arrives (at most `max` bytes), so
+    /// that a large answer is never held in memory; the returned [`Reply`] then has an empty body.
+    /// An error answer is read into the reply as by [`Server::get`]. The whole exchange may take
+    /// longer than one request's timeout, as long as data keeps arriving.
+    pub(crate) async fn get_to(
+        &self,
+        secret: &str,
+        path: &str,
+        out: &mut (dyn std::io::Write + Send),
+        max: u64,
+    ) -> anyhow::Result<Reply> {
+        self.send_inner(secret, Method::GET, path, None, Sink::Writer(out, max))
+            .await
     }
 
     async fn send(
@@ -265,9 +297,18 @@ impl Server {
         body: Option<Value>,
         max: usize,
     ) -> anyhow::Result<Reply> {
-        tokio::time::timeout(TIMEOUT, self.send_inner(secret, method, path, body, max))
+        let send = self.send_inner(secret, method, path, body, Sink::Memory(max));
+        self.within(TIMEOUT, send).await
+    }
+
+    async fn within<T>(
+        &self,
+        limit: Duration,
+        f: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        tokio::time::timeout(limit, f)
             .await
-            .with_context(|| format!("no answer from {} within {TIMEOUT:?}", self.authority))?
+            .with_context(|| format!("no answer from {} within {limit:?}", self.authority))?
     }
 
     async fn send_inner(
@@ -276,21 +317,26 @@ impl Server {
         method: Method,
         path: &str,
         body: Option<Value>,
-        max: usize,
+        sink: Sink<'_>,
     ) -> anyhow::Result<Reply> {
         let req = self.request(secret, method, path, body)?;
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .with_context(|| format!("connecting to {}", self.authority))?;
+        let connect = async {
+            tokio::net::TcpStream::connect(&self.authority)
+                .await
+                .with_context(|| format!("connecting to {}", self.authority))
+        };
+        let stream = self.within(TIMEOUT, connect).await?;
         match &self.tls {
-            None => exchange(hyper_util::rt::TokioIo::new(stream), req, max).await,
+            None => exchange(self, hyper_util::rt::TokioIo::new(stream), req, sink).await,
             Some(tls) => {
-                let stream = tls
-                    .connector
-                    .connect(tls.name.clone(), stream)
-                    .await
-                    .with_context(|| format!("TLS handshake with {}", self.authority))?;
-                exchange(hyper_util::rt::TokioIo::new(stream), req, max).await
+                let handshake = async {
+                    tls.connector
+                        .connect(tls.name.clone(), stream)
+                        .await
+                        .with_context(|| format!("TLS handshake with {}", self.authority))
+                };
+                let stream = self.within(TIMEOUT, handshake).await?;
+                exchange(self, hyper_util::rt::TokioIo::new(stream), req, sink).await
             }
         }
     }
@@ -323,8 +369,25 @@ impl Server {
     }
 }
 
-/// Sends one request over a fresh connection; returns the status and at most `max` bytes of body.
-async fn exchange<IO>(io: IO, req: Request<Body>, max: usize) -> anyhow::Result<Reply>
+/// Where the body of an answer goes.
+enum Sink<'a> {
+    /// Into the [`Reply`], at most this many bytes.
+    Memory(usize),
+    /// A successful answer's body to this writer, at most this many bytes; an error answer's into
+    /// the reply.
+    Writer(&'a mut (dyn std::io::Write + Send), u64),
+}
+
+/// Longest error answer read when a successful one would have gone to a writer.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Sends one request over a fresh connection; returns the status and the body (see [`Sink`]).
+async fn exchange<IO>(
+    server: &Server,
+    io: IO,
+    req: Request<Body>,
+    sink: Sink<'_>,
+) -> anyhow::Result<Reply>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -332,16 +395,59 @@ where
         .await
         .context("HTTP handshake")?;
     let conn = tokio::spawn(conn);
-    let resp = sender
-        .send_request(req)
-        .await
-        .context("sending the request")?;
+    let sent = async {
+        sender
+            .send_request(req)
+            .await
+            .context("sending the request")
+    };
+    let resp = server.within(TIMEOUT, sent).await?;
     let status = resp.status();
+    let headers = resp.headers().clone();
+    let max = match sink {
+        Sink::Memory(max) => max,
+        Sink::Writer(..) if !status.is_success() => MAX_ERROR_BODY,
+        Sink::Writer(out, max) => {
+            let mut body = resp.into_body();
+            let mut written = 0u64;
+            loop {
+                let next = async {
+                    std::future::poll_fn(|cx| {
+                        hyper::body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)
+                    })
+                    .await
+                    .transpose()
+                    .context("reading the response")
+                };
+                let Some(frame) = server.within(TIMEOUT, next).await? else {
+                    break;
+                };
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers
+                };
+                written += data.len() as u64;
+                if written > max {
+                    bail!("the response is longer than {max} bytes");
+                }
+                out.write_all(&data).context("writing the response")?;
+            }
+            conn.abort();
+            return Ok(Reply {
+                status,
+                headers,
+                body: Bytes::new(),
+            });
+        }
+    };
     let body = axum::body::to_bytes(Body::new(resp.into_body()), max)
         .await
         .with_context(|| format!("reading the response (at most {max} bytes)"))?;
     conn.abort();
-    Ok(Reply { status, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -388,6 +494,7 @@ mod tests {
     fn reply(status: u16, body: &str) -> Reply {
         Reply {
             status: StatusCode::from_u16(status).unwrap(),
+            headers: axum::http::HeaderMap::new(),
             body: Bytes::from(body.to_owned()),
         }
     }

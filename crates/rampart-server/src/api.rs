@@ -204,7 +204,98 @@ async fn audit_proof(
     .into_response())
 }
 
-/// Most records returned by one `GET /api/v1/audit/records`.
+async fn audit_checkpoints(State(st): State<AppState>, caller: Caller) -> ApiResult {
+    auditor(caller)?;
+    let dir = audit_dir(&st)?;
+    let history = rampart_audit::layout::Layout::new(&dir).history();
+    let body = match tokio::fs::read(&history).await {
+        // Only whole notes: the log may be appending one.
+        Ok(mut b) => {
+            b.truncate(rampart_audit::layout::complete_history_len(&b));
+            b
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(ApiError::Internal(format!("{}: {e}", history.display()))),
+    };
+    Ok(no_store(
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            body,
+        )
+            .into_response(),
+    ))
+}
+
+async fn audit_entries(
+    State(st): State<AppState>,
+    caller: Caller,
+    req: axum::extract::Request,
+) -> ApiResult {
+    auditor(caller)?;
+    let dir = audit_dir(&st)?;
+    let mut start = 0u64;
+    let mut limit = MAX_AUDIT_PAGE;
+    for (k, v) in crate::oci::query(&req) {
+        let n = v
+            .parse::<u64>()
+            .map_err(|_| ApiError::BadRequest(format!("{k}: {v:?} is not a number")))?;
+        match k.as_str() {
+            "start" => start = n,
+            "limit" if (1..=MAX_AUDIT_PAGE).contains(&n) => limit = n,
+            "limit" => {
+                return Err(ApiError::BadRequest(format!(
+                    "limit must be 1 to {MAX_AUDIT_PAGE}"
+                )));
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {other:?}"
+                )));
+            }
+        }
+    }
+    // Read before the segments: every record it counts is in them.
+    let size = st.audit().map_or(0, rampart_audit::AuditLog::size);
+    let st2 = st.clone();
+    let body = blocking(move || {
+        let mut out = Vec::new();
+        rampart_audit::tools::read_entries(&dir, st2.audit_entries(), start, limit, |line| {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            Ok(out.len() < MAX_ENTRIES_BYTES)
+        })?;
+        Ok(out)
+    })
+    .await?;
+    Ok(no_store(
+        (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-ndjson"),
+                ),
+                (
+                    header::HeaderName::from_static(AUDIT_SIZE_HEADER),
+                    HeaderValue::from(size),
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+    ))
+}
+
+/// A page of `GET /api/v1/audit/entries` ends after the record that reaches this many bytes.
+const MAX_ENTRIES_BYTES: usize = 8 << 20;
+
+/// The header of `GET /api/v1/audit/entries` giving the number of records in the log when the
+/// page was read (the page may be shorter than asked for before that: see [`MAX_ENTRIES_BYTES`]).
+const AUDIT_SIZE_HEADER: &str = "rampart-audit-size";
+
+/// Most records returned by one `GET /api/v1/audit/records` or `GET /api/v1/audit/entries`.
 const MAX_AUDIT_PAGE: u64 = 10_000;
 
 #[derive(Debug, Default)]
@@ -525,6 +616,16 @@ pub(crate) fn routes() -> Vec<ApiRoute> {
             Method::GET,
             "/api/v1/audit/proof/{index}",
             on(MethodFilter::GET, audit_proof),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/audit/entries",
+            on(MethodFilter::GET, audit_entries),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/audit/checkpoints",
+            on(MethodFilter::GET, audit_checkpoints),
         ),
     ]
 }

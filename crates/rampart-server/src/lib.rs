@@ -75,6 +75,8 @@ struct Inner {
     limiters: limit::Limiters,
     anonymous_pull: std::sync::OnceLock<Vec<NamespacePattern>>,
     audit: std::sync::OnceLock<rampart_audit::AuditLog>,
+    /// Line counts of sealed audit segments, for `GET /api/v1/audit/entries`.
+    audit_entries: rampart_audit::tools::EntryIndex,
 }
 
 /// Everything a request handler needs: storage backends behind traits, the token key and limits.
@@ -108,6 +110,7 @@ impl AppState {
             limiters: limit::Limiters::new(limits.rate),
             anonymous_pull: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
+            audit_entries: rampart_audit::tools::EntryIndex::new(),
         }))
     }
 
@@ -149,6 +152,11 @@ impl AppState {
     /// The audit log, if requests are recorded.
     pub fn audit(&self) -> Option<&rampart_audit::AuditLog> {
         self.0.audit.get()
+    }
+
+    /// Line counts of sealed audit segments (see [`rampart_audit::tools::read_entries`]).
+    pub(crate) fn audit_entries(&self) -> &rampart_audit::tools::EntryIndex {
+        &self.0.audit_entries
     }
 
     pub(crate) fn limiters(&self) -> &limit::Limiters {

@@ -546,6 +546,8 @@ async fn admin_api_authorisation_matrix() {
         (Method::GET, "/api/v1/audit/verifier-key", vec![]),
         (Method::GET, "/api/v1/audit/records?limit=5", vec![]),
         (Method::GET, "/api/v1/audit/proof/0", vec![]),
+        (Method::GET, "/api/v1/audit/entries?start=0&limit=5", vec![]),
+        (Method::GET, "/api/v1/audit/checkpoints", vec![]),
     ];
     // A checkpoint covering the first records exists before the audit routes are tried.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -632,6 +634,127 @@ async fn admin_api_authorisation_matrix() {
     // The document itself is public.
     let r = send(&f.app, Method::GET, "/api/v1/openapi.json", &[], vec![]).await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// The audit log's record lines, read from the directory.
+fn stored_lines(f: &Fixture) -> Vec<Vec<u8>> {
+    let layout = rampart_audit::layout::Layout::new(f._dir.path().join("audit"));
+    let mut out = Vec::new();
+    rampart_audit::layout::for_each_line(&layout, |l, terminated| {
+        if terminated {
+            out.push(l.to_vec());
+        }
+        true
+    })
+    .unwrap();
+    out
+}
+
+async fn body_bytes(resp: Response<Body>) -> Vec<u8> {
+    axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn audit_entries_and_checkpoints_are_served_exactly_as_stored() {
+    let f = fixture().await;
+    push_model(&f, "acme/m", "v1").await;
+    let auditor = token(&f.state, Role::Auditor, "**", None).await;
+    let auth = basic(&auditor);
+    let h = [("authorization", auth.as_str())];
+    // A checkpoint exists.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    // The whole log: every stored line, byte for byte, in order.
+    let r = send(&f.app, Method::GET, "/api/v1/audit/entries", &h, vec![]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(hdr(&r, "content-type"), "application/x-ndjson");
+    assert_eq!(hdr(&r, "cache-control"), "no-store");
+    let size: usize = hdr(&r, "rampart-audit-size").parse().unwrap();
+    let body = body_bytes(r).await;
+    let lines: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').collect();
+    assert!(lines.iter().all(|l| l.ends_with(b"\n")));
+    let stored = stored_lines(&f);
+    // Records appended after the page was read (this request's own) are not in it.
+    assert!(
+        lines.len() >= size && size >= 4,
+        "{} lines, size {size}",
+        lines.len()
+    );
+    assert!(stored.len() >= lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(&l[..l.len() - 1], stored[i].as_slice(), "record {i}");
+    }
+
+    // A page in the middle, and past the end.
+    let r = send(
+        &f.app,
+        Method::GET,
+        "/api/v1/audit/entries?start=1&limit=3",
+        &h,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = body_bytes(r).await;
+    let want: Vec<u8> = stored[1..4]
+        .iter()
+        .flat_map(|l| [l.as_slice(), b"\n"].concat())
+        .collect();
+    assert_eq!(page, want);
+    let r = send(
+        &f.app,
+        Method::GET,
+        "/api/v1/audit/entries?start=1000000",
+        &h,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(body_bytes(r).await.is_empty());
+    for bad in ["limit=0", "limit=10001", "start=-1", "start=x", "after=3"] {
+        let r = send(
+            &f.app,
+            Method::GET,
+            &format!("/api/v1/audit/entries?{bad}"),
+            &h,
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(json_body(r).await["error"]["code"], "bad_request");
+    }
+
+    // The checkpoint history, exactly as stored (a prefix: the log may sign another meanwhile),
+    // ending with the note the checkpoint endpoint serves or one before it.
+    let r = send(&f.app, Method::GET, "/api/v1/audit/checkpoints", &h, vec![]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(hdr(&r, "content-type").starts_with("text/plain"));
+    let history = body_bytes(r).await;
+    assert!(!history.is_empty());
+    let on_disk = std::fs::read(f._dir.path().join("audit/checkpoints/history.log")).unwrap();
+    assert!(on_disk.starts_with(&history));
+    let notes = rampart_audit::layout::split_history(std::str::from_utf8(&history).unwrap());
+    let key: rampart_audit::VerifierKey = {
+        let r = send(
+            &f.app,
+            Method::GET,
+            "/api/v1/audit/verifier-key",
+            &h,
+            vec![],
+        )
+        .await;
+        String::from_utf8(body_bytes(r).await)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    for n in &notes {
+        rampart_audit::Checkpoint::open(n.as_bytes(), std::slice::from_ref(&key)).unwrap();
+    }
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 mod corpus;
 mod crash;
 mod fault;
+mod mirror;
 mod oracle;
 mod tamper;
 mod tiles;

@@ -1336,3 +1336,260 @@ fn audit_log_and_prove_against_a_running_server() {
     let log = server.log();
     assert!(!log.contains(&auditor) && !log.contains(&reader) && !log.contains(&admin));
 }
+
+/// `rampart audit verify|export --server`: an auditor with no access to the data directory checks
+/// the whole log against a pinned key, and exports it as the data-directory mode does.
+#[test]
+fn audit_verify_and_export_against_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let host = server.host();
+    let url = format!("http://{host}");
+    let admin = server.admin_token();
+    let admin_file = server.data.join("admin-token");
+    let data = server.data.to_str().unwrap().to_owned();
+
+    // Some traffic: a push and a pull, and an auditor token made through the admin API.
+    let blob = b"weights of another very small model".to_vec();
+    let digest = Digest::of(&blob);
+    assert_eq!(upload(&host, &admin, "acme/tiny", &blob).unwrap().0, 201);
+    let (status, _) = get_body(&host, &format!("/v2/acme/tiny/blobs/{digest}"), &admin);
+    assert_eq!(status, 200);
+    let auditor = ok(
+        "token create --server",
+        &rampart_with_env(
+            &[
+                "token",
+                "create",
+                "--server",
+                &url,
+                "--token-file",
+                admin_file.to_str().unwrap(),
+                "--name",
+                "auditor",
+                "--role",
+                "auditor",
+                "--namespace",
+                "**",
+            ],
+            &[],
+        ),
+    )
+    .trim()
+    .to_owned();
+    let auditor_file = dir.path().join("auditor-token");
+    fs::write(&auditor_file, format!("{auditor}\n")).unwrap();
+    let auditor_file = auditor_file.to_str().unwrap();
+    // A checkpoint over this traffic (signed within a second), so the history grows past one.
+    std::thread::sleep(Duration::from_millis(1500));
+    // The key, pinned from the data directory (out of band, as an operator would hand it over).
+    let vkey = fs::read_to_string(server.data.join("audit/verifier-key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // The auditor's view: no data directory.
+    let nowhere = dir.path().join("nowhere");
+    let nowhere = nowhere.to_str().unwrap();
+    let remote = |args: &[&str]| {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--server",
+            &url,
+            "--token-file",
+            auditor_file,
+            "--data",
+            nowhere,
+        ]);
+        rampart_with_env(&all, &[])
+    };
+
+    // Intact: exit 0, every record checked.
+    let out = remote(&["verify", "--key", &vkey]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("audit log OK: ") && err.contains("downloaded "),
+        "{err}"
+    );
+    assert!(!err.contains("verifier-key file"), "{err}");
+    // A trusted checkpoint kept from earlier must still be in the log.
+    let trusted = dir.path().join("trusted-checkpoint");
+    fs::copy(server.data.join("audit/checkpoints/latest"), &trusted).unwrap();
+    let out = remote(&[
+        "verify",
+        "--key",
+        &vkey,
+        "--trusted-checkpoint",
+        trusted.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Another key (same name): the checkpoints do not verify, exit 1.
+    let name = vkey.split('+').next().unwrap();
+    let other = rampart_audit::NoteSigner::generate(name)
+        .unwrap()
+        .verifier()
+        .to_string();
+    let out = remote(&["verify", "--key", &other]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("audit log DAMAGED") && err.contains("bad-signature"),
+        "{err}"
+    );
+
+    // No key: refused before anything is fetched, saying why.
+    let out = remote(&["verify"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--key") && err.contains("out of band") && !err.contains("downloaded"),
+        "{err}"
+    );
+    // A reader token is refused.
+    let reader = ok(
+        "token create --server",
+        &rampart_with_env(
+            &[
+                "token",
+                "create",
+                "--server",
+                &url,
+                "--token-file",
+                admin_file.to_str().unwrap(),
+                "--name",
+                "reader",
+                "--role",
+                "reader",
+                "--namespace",
+                "**",
+            ],
+            &[],
+        ),
+    )
+    .trim()
+    .to_owned();
+    let out = rampart_with_env(
+        &["audit", "verify", "--server", &url, "--key", &vkey],
+        &[("RAMPART_TOKEN", &reader)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("403") && err.contains("an auditor or admin token on **"),
+        "{err}"
+    );
+
+    // JSONL: the stored lines, as the data-directory export writes them. Every request appends
+    // records, so the later (local) export may hold more: the remote one is a prefix of it.
+    let remote_jsonl = dir.path().join("remote.jsonl");
+    let out = remote(&["export", "--jsonl", remote_jsonl.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let local_jsonl = dir.path().join("local.jsonl");
+    ok(
+        "audit export --data --jsonl",
+        &rampart_with_env(
+            &[
+                "audit",
+                "export",
+                "--data",
+                &data,
+                "--jsonl",
+                local_jsonl.to_str().unwrap(),
+            ],
+            &[],
+        ),
+    );
+    let (r, l) = (
+        fs::read(&remote_jsonl).unwrap(),
+        fs::read(&local_jsonl).unwrap(),
+    );
+    assert!(r.iter().filter(|&&b| b == b'\n').count() >= 8);
+    assert!(
+        l.starts_with(&r),
+        "remote export is not a prefix of the local one"
+    );
+    assert!(l.len() > r.len() && l.len() - r.len() < 16 * 1024);
+
+    // Tiles: a checkpoint signed by the pinned key and the entry bundles it covers.
+    let tiles = dir.path().join("tiles");
+    let out = remote(&["export", "--tiles", tiles.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key: rampart_audit::VerifierKey = vkey.parse().unwrap();
+    let cp = rampart_audit::Checkpoint::open(
+        &fs::read(tiles.join("checkpoint")).unwrap(),
+        std::slice::from_ref(&key),
+    )
+    .unwrap();
+    let bundle = tiles.join(format!("tile/entries/000.p/{}", cp.size));
+    assert!(
+        cp.size > 0 && cp.size < 256 && bundle.is_file(),
+        "{}",
+        cp.size
+    );
+    // The bundle holds the first records, exactly as stored.
+    let b = fs::read(&bundle).unwrap();
+    let first_len = usize::from(u16::from_be_bytes([b[0], b[1]]));
+    assert_eq!(
+        &b[2..2 + first_len],
+        l.split(|&x| x == b'\n').next().unwrap()
+    );
+
+    let log = server.log();
+    assert!(!log.contains(&auditor) && !log.contains(&admin));
+
+    // Tampering the server still serves: the first checkpoint of the history removed on disk
+    // while the server is down (the server checks only the last one when it opens the log; a
+    // changed record would make it refuse to start, as the last checkpoint no longer matches).
+    server.terminate();
+    let history_path = dir.path().join("data/audit/checkpoints/history.log");
+    let history = fs::read_to_string(&history_path).unwrap();
+    let notes = rampart_audit::layout::split_history(&history);
+    assert!(notes.len() >= 2, "{history}");
+    // (Each note is followed by a blank line, which `split_history` leaves out.)
+    let rest: String = notes[1..].iter().map(|n| format!("{n}\n")).collect();
+    fs::write(&history_path, rest).unwrap();
+    let server = Server::start(dir.path());
+    let url = format!("http://{}", server.host());
+    let out = rampart_with_env(
+        &[
+            "audit",
+            "verify",
+            "--server",
+            &url,
+            "--token-file",
+            auditor_file,
+            "--key",
+            &vkey,
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("missing-checkpoint"), "{err}");
+    // The same verdict as from the data directory.
+    let local = rampart_with_env(&["audit", "verify", "--data", &data, "--key", &vkey], &[]);
+    let local_err = String::from_utf8_lossy(&local.stderr);
+    assert_eq!(local.status.code(), Some(1), "{local_err}");
+    let verdict = |e: &str| {
+        e.lines()
+            .find(|l| l.contains("DAMAGED"))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    assert_eq!(verdict(&err), verdict(&local_err));
+}
