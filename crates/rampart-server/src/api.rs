@@ -1,10 +1,11 @@
-//! The admin JSON API under `/api/v1/`: tokens and repositories, described by the OpenAPI 3.1
+//! The admin JSON API under `/api/v1/`: tokens, repositories and the audit log, described by the OpenAPI 3.1
 //! document served at `/api/v1/openapi.json` (public: it describes the API, not data).
 //!
 //! Every other route needs a global admin: a live `admin` token on `**` (Basic, token as password),
-//! or a registry JWT granting `registry:admin:*` issued to one. Errors have one shape:
+//! or a registry JWT granting `registry:admin:*` issued to one — except the `/api/v1/audit/` routes,
+//! which need an `auditor` or `admin` token on `**` (JWT scope `registry:audit:read`). Errors have one shape:
 //! `{"error":{"code":"<snake_case>","message":"…"}}` with codes `unauthorized` (401), `forbidden`
-//! (403), `not_found` (404), `bad_request` (400), `internal` (500).
+//! (403), `not_found` (404), `method_not_allowed` (405), `bad_request` (400), `internal` (500).
 //!
 //! The routes are one table ([`routes`]) from which the router is built; a test checks that the
 //! table and the OpenAPI document list exactly the same operations.
@@ -37,6 +38,8 @@ pub(crate) enum ApiError {
     /// Valid credentials without the right to read the audit log.
     ForbiddenAudit,
     NotFound(String),
+    /// A known path with a method it does not have.
+    MethodNotAllowed,
     BadRequest(String),
     Internal(String),
 }
@@ -78,6 +81,11 @@ impl IntoResponse for ApiError {
                 "this needs an auditor or admin token for every namespace (**)".to_owned(),
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this API route does not support that method".to_owned(),
+            ),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
@@ -635,6 +643,18 @@ fn axum_path(path: &str) -> String {
     path.replace("{name}", "{*name}")
 }
 
+async fn json_405(resp: Response) -> Response {
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let mut out = ApiError::MethodNotAllowed.into_response();
+    if let Some(allow) = allow {
+        out.headers_mut().insert(header::ALLOW, allow);
+    }
+    out
+}
+
 /// The admin API router, with a JSON 404 for unknown paths under `/api/`.
 pub(crate) fn router() -> Router<AppState> {
     let mut r = Router::new();
@@ -646,7 +666,8 @@ pub(crate) fn router() -> Router<AppState> {
     {
         r = r.route(&axum_path(path), handler);
     }
-    r.route(
+    // axum answers a wrong method with an empty 405; keep the API's one error shape (and `Allow`).
+    r.layer(axum::middleware::map_response(json_405)).route(
         "/api/{*rest}",
         axum::routing::any(|| async { ApiError::NotFound("no such API route".into()) }),
     )

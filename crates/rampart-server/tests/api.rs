@@ -634,6 +634,21 @@ async fn admin_api_authorisation_matrix() {
     // The document itself is public.
     let r = send(&f.app, Method::GET, "/api/v1/openapi.json", &[], vec![]).await;
     assert_eq!(r.status(), StatusCode::OK);
+    // A wrong method gets the API's JSON error shape, with `Allow`.
+    let r = send(
+        &f.app,
+        Method::PUT,
+        "/api/v1/tokens",
+        &[("authorization", basic(&f.admin).as_str())],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.headers().get("allow").is_some());
+    assert_eq!(
+        json_body(r).await["error"]["code"],
+        serde_json::json!("method_not_allowed")
+    );
 }
 
 /// The audit log's record lines, read from the directory.
