@@ -3,17 +3,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-use std::sync::Arc;
+mod common;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, Response, StatusCode};
+use axum::http::{Method, StatusCode};
 use base64ct::Encoding as _;
+use common::{
+    basic, bytes as body_bytes, hdr, json_body, model_manifest, named_token, revoked_token, send,
+    temp_state, token,
+};
 use rampart_core::{Digest, Role};
-use rampart_server::{AppState, Limits, TokenKey, TokenService, app, create_token};
-use rampart_store::{FsBlobStore, SqliteMetadata};
+use rampart_server::{AppState, Limits, TokenService, app};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
+
+/// The user name in this file's Basic credentials.
+const USER: &str = "anyone";
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -23,16 +27,8 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, state) = temp_state(1 << 20, 9, Limits::default()).await;
     let root = dir.path().to_owned();
-    let meta = SqliteMetadata::open(&root.join("meta.db")).await.unwrap();
-    let blobs = FsBlobStore::open(&root, 1 << 20).await.unwrap();
-    let state = AppState::new(
-        Arc::new(blobs),
-        Arc::new(meta),
-        TokenKey::from_bytes([9; 32]),
-        Limits::default(),
-    );
     // Every request is audited, as `DataDir::open` arranges in production.
     let log = rampart_audit::AuditLog::open(
         root.join("audit"),
@@ -52,65 +48,13 @@ async fn fixture() -> Fixture {
     }
 }
 
-async fn token(state: &AppState, role: Role, ns: &str, expires: Option<i64>) -> String {
-    create_token(
-        state.meta(),
-        state.key(),
-        "t",
-        role,
-        ns.parse().unwrap(),
-        expires,
-    )
-    .await
-    .unwrap()
-    .secret
-}
-
-fn basic(token: &str) -> String {
-    format!(
-        "Basic {}",
-        base64ct::Base64::encode_string(format!("anyone:{token}").as_bytes())
-    )
-}
-
-async fn send(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Response<Body> {
-    let mut r = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    app.clone()
-        .oneshot(r.body(Body::from(body)).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn json_body(resp: Response<Body>) -> Value {
-    let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    serde_json::from_slice(&b).unwrap_or_else(|_| panic!("not JSON: {b:?}"))
-}
-
-fn hdr(resp: &Response<Body>, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
 /// `GET /token` with Basic credentials; returns the JWT.
 async fn jwt(f: &Fixture, secret: &str, query: &str) -> String {
     let r = send(
         &f.app,
         Method::GET,
         &format!("/token?service=rampart&{query}"),
-        &[("authorization", &basic(secret))],
+        &[("authorization", &basic(USER, secret))],
         vec![],
     )
     .await;
@@ -129,40 +73,16 @@ fn access(jwt: &str) -> Value {
 }
 
 async fn push_blob(f: &Fixture, auth: &str, repo: &str, content: &[u8]) -> StatusCode {
-    let d = Digest::of(content);
-    send(
-        &f.app,
-        Method::POST,
-        &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-        &[("authorization", auth)],
-        content.to_vec(),
-    )
-    .await
-    .status()
+    common::post_blob(&f.app, &[("authorization", auth)], repo, content)
+        .await
+        .status()
 }
 
 async fn push_model(f: &Fixture, repo: &str, tag: &str) -> Digest {
-    let auth = basic(&f.admin);
+    let auth = basic(USER, &f.admin);
     assert_eq!(push_blob(f, &auth, repo, b"{}").await, StatusCode::CREATED);
-    let m = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": "application/vnd.cncf.model.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.cncf.model.config.v1+json", "digest": Digest::of(b"{}"), "size": 2},
-        "layers": [],
-    }))
-    .unwrap();
-    let r = send(
-        &f.app,
-        Method::PUT,
-        &format!("/v2/{repo}/manifests/{tag}"),
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/vnd.oci.image.manifest.v1+json"),
-        ],
-        m.clone(),
-    )
-    .await;
+    let m = model_manifest(&Digest::of(b"{}"), 2, &[]);
+    let r = common::put_manifest(&f.app, &auth, repo, tag, &m).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     Digest::of(&m)
 }
@@ -176,7 +96,7 @@ async fn token_endpoint_grants_every_held_action_and_nothing_more() {
         &f.app,
         Method::GET,
         "/token?service=rampart&account=me&scope=repository:acme/m:pull&scope=repository%3Aother%2Fx%3Apull%2Cpush+registry:catalog:*",
-        &[("authorization", &basic(&publisher))],
+        &[("authorization", &basic(USER, &publisher))],
         vec![],
     )
     .await;
@@ -230,8 +150,8 @@ async fn token_endpoint_refuses_bad_credentials() {
     let now = rampart_store::now_unix();
     let expired = token(&f.state, Role::Admin, "**", Some(now - 1)).await;
     for auth in [
-        Some(basic("rampart_wrong")),
-        Some(basic(&expired)),
+        Some(basic(USER, "rampart_wrong")),
+        Some(basic(USER, &expired)),
         Some("Bearer x.y.z".to_owned()),
     ] {
         let headers: Vec<(&str, &str)> = auth
@@ -265,7 +185,7 @@ async fn token_endpoint_refuses_bad_credentials() {
         &f.app,
         Method::GET,
         "/token?service=elsewhere",
-        &[("authorization", &basic(&f.admin))],
+        &[("authorization", &basic(USER, &f.admin))],
         vec![],
     )
     .await;
@@ -277,16 +197,7 @@ async fn bearer_grants_only_its_claims_and_dies_with_its_token() {
     let f = fixture().await;
     let d = push_model(&f, "acme/m", "v1").await;
     push_model(&f, "acme/other", "v1").await;
-    let created = create_token(
-        f.state.meta(),
-        f.state.key(),
-        "pub",
-        Role::Publisher,
-        "acme/**".parse().unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let created = named_token(&f.state, "pub", Role::Publisher, "acme/**").await;
     let t = jwt(&f, &created.secret, "scope=repository:acme/m:pull").await;
     let bearer = format!("Bearer {t}");
     let get = |path: String| {
@@ -406,7 +317,7 @@ async fn catalog_grant_lists_what_the_token_may_pull() {
         &f.app,
         Method::GET,
         "/v2/_catalog",
-        &[("authorization", &basic(&auditor))],
+        &[("authorization", &basic(USER, &auditor))],
         vec![],
     )
     .await;
@@ -491,7 +402,10 @@ async fn challenges_point_at_the_token_endpoint_with_the_needed_scope() {
         &f.app,
         Method::POST,
         "/v2/acme/m/blobs/uploads/",
-        &[("authorization", &basic(&reader)), ("host", "127.0.0.1:1")],
+        &[
+            ("authorization", &basic(USER, &reader)),
+            ("host", "127.0.0.1:1"),
+        ],
         vec![],
     )
     .await;
@@ -509,23 +423,7 @@ async fn admin_api_authorisation_matrix() {
     let ns_admin = token(&f.state, Role::Admin, "acme/**", None).await;
     let auditor = token(&f.state, Role::Auditor, "**", None).await;
     let expired = token(&f.state, Role::Admin, "**", Some(now - 1)).await;
-    let revoked = create_token(
-        f.state.meta(),
-        f.state.key(),
-        "r",
-        Role::Admin,
-        "**".parse().unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(
-        f.state
-            .meta()
-            .revoke_token(&revoked.record.id)
-            .await
-            .unwrap()
-    );
+    let revoked = revoked_token(&f.state, "r", Role::Admin, "**").await;
     let admin_jwt = jwt(&f, &f.admin, "scope=registry:admin:*").await;
     let admin_jwt_no_scope = jwt(&f, &f.admin, "scope=repository:acme/m:pull").await;
 
@@ -553,19 +451,19 @@ async fn admin_api_authorisation_matrix() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let callers: Vec<(&str, Option<String>, Option<bool>)> = vec![
         ("anonymous", None, None),
-        ("reader", Some(basic(&reader)), Some(false)),
-        ("publisher", Some(basic(&publisher)), Some(false)),
-        ("namespace-admin", Some(basic(&ns_admin)), Some(false)),
-        ("auditor", Some(basic(&auditor)), Some(false)),
-        ("expired", Some(basic(&expired)), None),
-        ("revoked", Some(basic(&revoked.secret)), None),
+        ("reader", Some(basic(USER, &reader)), Some(false)),
+        ("publisher", Some(basic(USER, &publisher)), Some(false)),
+        ("namespace-admin", Some(basic(USER, &ns_admin)), Some(false)),
+        ("auditor", Some(basic(USER, &auditor)), Some(false)),
+        ("expired", Some(basic(USER, &expired)), None),
+        ("revoked", Some(basic(USER, &revoked.secret)), None),
         ("garbage", Some("Bearer nope".into()), None),
         (
             "admin-jwt-without-admin-scope",
             Some(format!("Bearer {admin_jwt_no_scope}")),
             Some(false),
         ),
-        ("admin", Some(basic(&f.admin)), Some(true)),
+        ("admin", Some(basic(USER, &f.admin)), Some(true)),
         ("admin-jwt", Some(format!("Bearer {admin_jwt}")), Some(true)),
     ];
     // Check that the matrix covers every non-public documented route.
@@ -639,7 +537,7 @@ async fn admin_api_authorisation_matrix() {
         &f.app,
         Method::PUT,
         "/api/v1/tokens",
-        &[("authorization", basic(&f.admin).as_str())],
+        &[("authorization", basic(USER, &f.admin).as_str())],
         vec![],
     )
     .await;
@@ -665,19 +563,12 @@ fn stored_lines(f: &Fixture) -> Vec<Vec<u8>> {
     out
 }
 
-async fn body_bytes(resp: Response<Body>) -> Vec<u8> {
-    axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec()
-}
-
 #[tokio::test]
 async fn audit_entries_and_checkpoints_are_served_exactly_as_stored() {
     let f = fixture().await;
     push_model(&f, "acme/m", "v1").await;
     let auditor = token(&f.state, Role::Auditor, "**", None).await;
-    let auth = basic(&auditor);
+    let auth = basic(USER, &auditor);
     let h = [("authorization", auth.as_str())];
     // A checkpoint exists.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -778,7 +669,7 @@ async fn admin_api_manages_tokens_and_lists_repositories() {
     let d = push_model(&f, "acme/m", "v1").await;
     push_model(&f, "acme/m", "v2").await;
     push_model(&f, "zeta", "latest").await;
-    let auth = basic(&f.admin);
+    let auth = basic(USER, &f.admin);
     let call = |method: Method, path: &'static str, body: &'static str| {
         let app = f.app.clone();
         let auth = auth.clone();
@@ -815,7 +706,7 @@ async fn admin_api_manages_tokens_and_lists_repositories() {
         &f.app,
         Method::GET,
         "/v2/acme/m/tags/list",
-        &[("authorization", &basic(&secret))],
+        &[("authorization", &basic(USER, &secret))],
         vec![],
     )
     .await;
@@ -841,7 +732,7 @@ async fn admin_api_manages_tokens_and_lists_repositories() {
         &f.app,
         Method::GET,
         "/v2/acme/m/tags/list",
-        &[("authorization", &basic(&secret))],
+        &[("authorization", &basic(USER, &secret))],
         vec![],
     )
     .await;

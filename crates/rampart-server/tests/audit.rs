@@ -10,6 +10,8 @@
     unreachable_pub
 )]
 
+mod common;
+
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -18,14 +20,16 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, Response, StatusCode};
-use base64ct::Encoding as _;
+use axum::http::{Method, Response, StatusCode};
+use common::{basic, bytes, named_token, open_stores};
 use rampart_audit::{AuditConfig, AuditLog, FileStorage, Record, Stage, Storage};
 use rampart_core::{Digest, Role};
-use rampart_server::{AppState, Limits, TokenKey, app, create_token};
+use rampart_server::{AppState, Limits, TokenKey, app};
 use rampart_store::{BlobStore, FsBlobStore, MetadataStore, SqliteMetadata};
 use serde_json::json;
-use tower::ServiceExt as _;
+
+/// The user name in this file's Basic credentials.
+const USER: &str = "u";
 
 struct Stores {
     _dir: tempfile::TempDir,
@@ -38,13 +42,12 @@ struct Stores {
 async fn stores() -> Stores {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
-    let meta = Arc::new(SqliteMetadata::open(&root.join("meta.db")).await.unwrap());
-    let blobs = Arc::new(FsBlobStore::open(&root, 1 << 24).await.unwrap());
+    let (blobs, meta) = open_stores(&root, 1 << 24).await;
     Stores {
         audit_dir: root.join("audit"),
         _dir: dir,
-        blobs,
-        meta,
+        blobs: Arc::new(blobs),
+        meta: Arc::new(meta),
         key: TokenKey::from_bytes([5; 32]),
     }
 }
@@ -65,13 +68,7 @@ fn config(timeout: Duration) -> AuditConfig {
     }
 }
 
-fn basic(token: &str) -> String {
-    format!(
-        "Basic {}",
-        base64ct::Base64::encode_string(format!("u:{token}").as_bytes())
-    )
-}
-
+/// [`common::send_as`] with this file's user and no other header.
 async fn send(
     app: &Router,
     method: Method,
@@ -79,21 +76,7 @@ async fn send(
     auth: Option<&str>,
     body: Vec<u8>,
 ) -> Response<Body> {
-    let mut b = Request::builder().method(method).uri(uri);
-    if let Some(t) = auth {
-        b = b.header("authorization", basic(t));
-    }
-    app.clone()
-        .oneshot(b.body(Body::from(body)).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn bytes(resp: Response<Body>) -> Vec<u8> {
-    axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec()
+    common::send_as(app, method, uri, USER, auth, &[], body).await
 }
 
 fn audit_id(resp: &Response<Body>) -> Option<String> {
@@ -112,13 +95,11 @@ fn records(dir: &std::path::Path) -> Vec<Record> {
 }
 
 async fn push_blob(app: &Router, token: &str, repo: &str, content: &[u8]) -> Response<Body> {
-    let d = Digest::of(content);
-    send(
+    common::post_blob(
         app,
-        Method::POST,
-        &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-        Some(token),
-        content.to_vec(),
+        &[("authorization", &basic(USER, token))],
+        repo,
+        content,
     )
     .await
 }
@@ -129,26 +110,8 @@ async fn every_request_is_recorded_with_who_what_and_outcome() {
     let log = AuditLog::open(&s.audit_dir, config(Duration::from_secs(2))).unwrap();
     let st = state(&s, &log);
     let app = app(st.clone());
-    let admin = create_token(
-        st.meta(),
-        st.key(),
-        "admin",
-        Role::Admin,
-        "**".parse().unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
-    let reader = create_token(
-        st.meta(),
-        st.key(),
-        "reader",
-        Role::Reader,
-        "acme/**".parse().unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let admin = named_token(&st, "admin", Role::Admin, "**").await;
+    let reader = named_token(&st, "reader", Role::Reader, "acme/**").await;
 
     let content = b"weights".to_vec();
     let digest = Digest::of(&content);
@@ -180,16 +143,7 @@ async fn every_request_is_recorded_with_who_what_and_outcome() {
         .collect();
     // An auditor answers "who pulled which model when" through the admin API, and gets a proof
     // that the record is in the signed log.
-    let auditor = create_token(
-        st.meta(),
-        st.key(),
-        "auditor",
-        Role::Auditor,
-        "**".parse().unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let auditor = named_token(&st, "auditor", Role::Auditor, "**").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let resp = send(
         &app,
@@ -418,17 +372,9 @@ async fn a_failing_or_stalling_log_fails_requests_closed() {
     // Set up a model with a healthy log.
     let log = AuditLog::open(&s.audit_dir, config(timeout)).unwrap();
     let st = state(&s, &log);
-    let token = create_token(
-        st.meta(),
-        st.key(),
-        "pub",
-        Role::Publisher,
-        "acme/**".parse().unwrap(),
-        None,
-    )
-    .await
-    .unwrap()
-    .secret;
+    let token = named_token(&st, "pub", Role::Publisher, "acme/**")
+        .await
+        .secret;
     let model: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
     let model_digest = Digest::of(&model);
     assert_eq!(
@@ -619,16 +565,7 @@ async fn readiness_fails_while_the_log_cannot_write() {
     );
     assert!(log.counters().failures > 0);
     // The failure is counted where monitoring can see it.
-    let auditor = create_token(
-        st.meta(),
-        st.key(),
-        "auditor",
-        Role::Auditor,
-        "**".parse().unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
+    let auditor = named_token(&st, "auditor", Role::Auditor, "**").await;
     // Metrics are exempt from auditing (like health checks), so monitoring still sees the failure.
     let m = send(&app, Method::GET, "/metrics", Some(&auditor.secret), vec![]).await;
     assert_eq!(m.status(), StatusCode::OK);

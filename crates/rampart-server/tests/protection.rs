@@ -3,22 +3,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, Response, StatusCode};
+use axum::http::{Method, Response, StatusCode};
 use base64ct::Encoding as _;
+use common::{basic, error_code_or_empty as code, new_state, open_stores, token};
 use rampart_core::{Digest, Role};
 use rampart_server::limit::{Rate, RateLimits};
 use rampart_server::listen::ServeOptions;
-use rampart_server::{AppState, Limits, TokenKey, app, create_token};
-use rampart_store::{FsBlobStore, SqliteMetadata};
-use serde_json::Value;
-use tower::ServiceExt as _;
+use rampart_server::{AppState, Limits, app};
+use rampart_store::SqliteMetadata;
+
+/// The user name in this file's Basic credentials.
+const USER: &str = "u";
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -29,16 +32,8 @@ struct Fixture {
 
 async fn fixture(limits: Limits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let meta = SqliteMetadata::open(&dir.path().join("meta.db"))
-        .await
-        .unwrap();
-    let blobs = FsBlobStore::open(dir.path(), 1 << 24).await.unwrap();
-    let state = AppState::new(
-        Arc::new(blobs),
-        Arc::new(meta.clone()),
-        TokenKey::from_bytes([7; 32]),
-        limits,
-    );
+    let (blobs, meta) = open_stores(dir.path(), 1 << 24).await;
+    let state = new_state(blobs, meta.clone(), 7, limits);
     Fixture {
         dir,
         app: app(state.clone()),
@@ -47,20 +42,7 @@ async fn fixture(limits: Limits) -> Fixture {
     }
 }
 
-async fn token(st: &AppState, role: Role, ns: &str) -> String {
-    create_token(st.meta(), st.key(), "t", role, ns.parse().unwrap(), None)
-        .await
-        .unwrap()
-        .secret
-}
-
-fn basic(token: &str) -> String {
-    format!(
-        "Basic {}",
-        base64ct::Base64::encode_string(format!("u:{token}").as_bytes())
-    )
-}
-
+/// [`common::send_as`] with this file's user.
 async fn send(
     app: &Router,
     method: Method,
@@ -69,39 +51,18 @@ async fn send(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Response<Body> {
-    let mut r = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        r = r.header("authorization", basic(t));
-    }
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    app.clone()
-        .oneshot(r.body(Body::from(body)).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn code(resp: Response<Body>) -> String {
-    let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_slice(&b).unwrap();
-    v["errors"][0]["code"].as_str().unwrap_or("").to_owned()
+    common::send_as(app, method, uri, USER, token, headers, body).await
 }
 
 async fn push_blob(app: &Router, token: &str, repo: &str, content: &[u8]) -> StatusCode {
-    let d = Digest::of(content);
-    send(
-        app,
-        Method::POST,
-        &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-        Some(token),
-        &[("content-type", "application/octet-stream")],
-        content.to_vec(),
-    )
-    .await
-    .status()
+    let auth = basic(USER, token);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/octet-stream"),
+    ];
+    common::post_blob(app, &headers, repo, content)
+        .await
+        .status()
 }
 
 fn manifest(config: &[u8], layers: &[&[u8]]) -> Vec<u8> {
@@ -122,15 +83,7 @@ async fn put_manifest(
     tag: &str,
     m: &[u8],
 ) -> Response<Body> {
-    send(
-        app,
-        Method::PUT,
-        &format!("/v2/{repo}/manifests/{tag}"),
-        Some(token),
-        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
-        m.to_vec(),
-    )
-    .await
+    common::put_manifest(app, &basic(USER, token), repo, tag, m).await
 }
 
 #[tokio::test]
@@ -149,8 +102,8 @@ async fn rate_limits_answer_429_with_retry_after_per_ip_and_per_token() {
         ..Limits::default()
     })
     .await;
-    let a = token(&f.state, Role::Reader, "**").await;
-    let b = token(&f.state, Role::Reader, "**").await;
+    let a = token(&f.state, Role::Reader, "**", None).await;
+    let b = token(&f.state, Role::Reader, "**", None).await;
     // Anonymous: charged to the (here unknown, shared) client address.
     for _ in 0..2 {
         let r = send(&f.app, Method::GET, "/v2/", None, &[], vec![]).await;
@@ -214,7 +167,7 @@ async fn body_limit_applies_to_non_blob_routes_only() {
         ..Limits::default()
     })
     .await;
-    let admin = token(&f.state, Role::Admin, "**").await;
+    let admin = token(&f.state, Role::Admin, "**", None).await;
     let big = vec![b'x'; 4096];
     let r = send(
         &f.app,
@@ -240,7 +193,7 @@ async fn body_limit_applies_to_non_blob_routes_only() {
 #[tokio::test]
 async fn anonymous_pull_only_where_configured_and_only_reads() {
     let f = fixture(Limits::default()).await;
-    let admin = token(&f.state, Role::Admin, "**").await;
+    let admin = token(&f.state, Role::Admin, "**", None).await;
     let cfg = b"{}";
     for repo in ["public/m", "private/m"] {
         assert_eq!(
@@ -333,8 +286,8 @@ async fn anonymous_pull_only_where_configured_and_only_reads() {
 #[tokio::test]
 async fn blob_delete_is_admin_only_and_unlinks() {
     let f = fixture(Limits::default()).await;
-    let admin = token(&f.state, Role::Admin, "**").await;
-    let publisher = token(&f.state, Role::Publisher, "**").await;
+    let admin = token(&f.state, Role::Admin, "**", None).await;
+    let publisher = token(&f.state, Role::Publisher, "**", None).await;
     let (cfg, layer) = (b"{}".as_slice(), b"weights".as_slice());
     push_blob(&f.app, &admin, "a/m", cfg).await;
     push_blob(&f.app, &admin, "a/m", layer).await;
@@ -357,7 +310,7 @@ async fn blob_delete_is_admin_only_and_unlinks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gc_racing_pushes_never_leaves_a_dangling_reference() {
     let f = fixture(Limits::default()).await;
-    let admin = token(&f.state, Role::Admin, "**").await;
+    let admin = token(&f.state, Role::Admin, "**", None).await;
     let mut collected = 0;
     for round in 0..20u32 {
         let cfg = format!("{{\"round\":{round}}}").into_bytes();
@@ -440,7 +393,7 @@ struct Running {
 impl Running {
     async fn start(opts: ServeOptions) -> Self {
         let f = fixture(Limits::default()).await;
-        let admin = token(&f.state, Role::Admin, "**").await;
+        let admin = token(&f.state, Role::Admin, "**", None).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -3,17 +3,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, Response, StatusCode};
-use base64ct::Encoding as _;
+use axum::http::{Method, Response, StatusCode};
+use common::{
+    bytes, error_code, hdr, model_manifest as manifest, put_manifest, revoked_token, temp_state,
+    token,
+};
 use rampart_core::{Digest, Role};
-use rampart_server::{AppState, Limits, TokenKey, app, create_token};
-use rampart_store::{FsBlobStore, SqliteMetadata};
+use rampart_server::{AppState, Limits, app};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
+
+/// The user name in this file's Basic credentials.
+const USER: &str = "anyone";
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -24,20 +30,16 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_owned();
-    let meta = SqliteMetadata::open(&root.join("meta.db")).await.unwrap();
-    let blobs = FsBlobStore::open(&root, 1 << 20).await.unwrap();
-    let key = TokenKey::from_bytes([9; 32]);
-    let state = AppState::new(
-        Arc::new(blobs),
-        Arc::new(meta),
-        key,
+    let (dir, state) = temp_state(
+        1 << 20,
+        9,
         Limits {
             max_manifest: 64 * 1024,
             ..Limits::default()
         },
-    );
+    )
+    .await;
+    let root = dir.path().to_owned();
     let admin = token(&state, Role::Admin, "**", None).await;
     Fixture {
         _dir: dir,
@@ -46,27 +48,6 @@ async fn fixture() -> Fixture {
         state,
         admin,
     }
-}
-
-async fn token(state: &AppState, role: Role, ns: &str, expires: Option<i64>) -> String {
-    create_token(
-        state.meta(),
-        state.key(),
-        "t",
-        role,
-        ns.parse().unwrap(),
-        expires,
-    )
-    .await
-    .unwrap()
-    .secret
-}
-
-fn basic(token: &str) -> String {
-    format!(
-        "Basic {}",
-        base64ct::Base64::encode_string(format!("anyone:{token}").as_bytes())
-    )
 }
 
 struct Req {
@@ -87,7 +68,8 @@ fn req(method: Method, uri: impl Into<String>) -> Req {
 
 impl Req {
     fn auth(mut self, token: &str) -> Self {
-        self.headers.push(("authorization".into(), basic(token)));
+        self.headers
+            .push(("authorization".into(), common::basic(USER, token)));
         self
     }
     fn header(mut self, k: &str, v: &str) -> Self {
@@ -99,34 +81,13 @@ impl Req {
         self
     }
     async fn send(self, app: &Router) -> Response<Body> {
-        let mut r = Request::builder().method(self.method).uri(self.uri);
-        for (k, v) in self.headers {
-            r = r.header(k, v);
-        }
-        app.clone()
-            .oneshot(r.body(Body::from(self.body)).unwrap())
-            .await
-            .unwrap()
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        common::send(app, self.method, &self.uri, &headers, self.body).await
     }
-}
-
-async fn bytes(resp: Response<Body>) -> Vec<u8> {
-    axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec()
-}
-
-async fn error_code(resp: Response<Body>) -> String {
-    let v: Value = serde_json::from_slice(&bytes(resp).await).unwrap();
-    v["errors"][0]["code"].as_str().unwrap().to_owned()
-}
-
-fn hdr(resp: &Response<Body>, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
 }
 
 /// Monolithic POST+PUT upload; returns the digest.
@@ -147,29 +108,11 @@ async fn push_blob(f: &Fixture, repo: &str, content: &[u8]) -> Digest {
     d
 }
 
-fn manifest(config: &Digest, config_len: usize, layers: &[(Digest, usize)]) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": "application/vnd.cncf.model.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.cncf.model.config.v1+json", "digest": config, "size": config_len},
-        "layers": layers.iter().map(|(d, n)| json!({
-            "mediaType": "application/vnd.cncf.model.weight.v1.raw", "digest": d, "size": n
-        })).collect::<Vec<_>>(),
-    }))
-    .unwrap()
-}
-
 async fn push_model(f: &Fixture, repo: &str, tag: &str) -> (Digest, Vec<u8>) {
     let c = push_blob(f, repo, b"{\"config\":{}}").await;
     let l = push_blob(f, repo, b"weights").await;
     let m = manifest(&c, 13, &[(l, 7)]);
-    let r = req(Method::PUT, format!("/v2/{repo}/manifests/{tag}"))
-        .auth(&f.admin)
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(m.clone())
-        .send(&f.app)
-        .await;
+    let r = put_manifest(&f.app, &common::basic(USER, &f.admin), repo, tag, &m).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     (Digest::of(&m), m)
 }
@@ -879,23 +822,7 @@ async fn authorisation_matrix() {
     let publisher = token(&f.state, Role::Publisher, "acme/**", None).await;
     let admin = token(&f.state, Role::Admin, "acme/**", None).await;
     let expired = token(&f.state, Role::Admin, "acme/**", Some(now - 1)).await;
-    let revoked_tok = create_token(
-        f.state.meta(),
-        f.state.key(),
-        "r",
-        Role::Admin,
-        "acme/**".parse().unwrap(),
-        None,
-    )
-    .await
-    .unwrap();
-    assert!(
-        f.state
-            .meta()
-            .revoke_token(&revoked_tok.record.id)
-            .await
-            .unwrap()
-    );
+    let revoked_tok = revoked_token(&f.state, "r", Role::Admin, "acme/**").await;
     let other_ns = token(&f.state, Role::Admin, "other/**", None).await;
     // The auditor reads the audit log and nothing else: valid credentials, no registry right.
     let auditor = token(&f.state, Role::Auditor, "**", None).await;
@@ -1052,20 +979,15 @@ impl WithDigest for Req {
 
 #[tokio::test]
 async fn upload_expiry_discards_abandoned_sessions() {
-    let dir = tempfile::tempdir().unwrap();
-    let meta = SqliteMetadata::open(&dir.path().join("meta.db"))
-        .await
-        .unwrap();
-    let blobs = FsBlobStore::open(dir.path(), 1 << 20).await.unwrap();
-    let state = AppState::new(
-        Arc::new(blobs),
-        Arc::new(meta),
-        TokenKey::from_bytes([1; 32]),
+    let (_dir, state) = temp_state(
+        1 << 20,
+        1,
         Limits {
             upload_ttl: std::time::Duration::ZERO,
             ..Limits::default()
         },
-    );
+    )
+    .await;
     let admin = token(&state, Role::Admin, "**", None).await;
     let app = app(state.clone());
     let r = req(Method::POST, "/v2/a/blobs/uploads/")
