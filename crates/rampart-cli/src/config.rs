@@ -160,9 +160,18 @@ pub(crate) struct ConfigArgs {
     #[arg(long, env = "RAMPART_LISTEN")]
     listen: Option<SocketAddr>,
     /// Allow listening on a non-loopback address without TLS (tokens then cross the network in clear
-    /// text; a warning is logged on every start).
-    #[arg(long, env = "RAMPART_ALLOW_PLAINTEXT")]
-    allow_plaintext: bool,
+    /// text; a warning is logged on every start). `--allow-plaintext=false` (or
+    /// `RAMPART_ALLOW_PLAINTEXT=false`/`0`) overrides `allow_plaintext = true` in the file.
+    #[arg(
+        long,
+        env = "RAMPART_ALLOW_PLAINTEXT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    allow_plaintext: Option<bool>,
     /// TLS certificate chain (PEM, leaf first); needs --tls-key.
     #[arg(long, env = "RAMPART_TLS_CERT")]
     tls_cert: Option<PathBuf>,
@@ -202,8 +211,8 @@ impl ConfigArgs {
         if let Some(l) = self.listen {
             raw.listen = Some(l.to_string());
         }
-        if self.allow_plaintext {
-            raw.allow_plaintext = Some(true);
+        if let Some(allow) = self.allow_plaintext {
+            raw.allow_plaintext = Some(allow);
         }
         if let Some(c) = &self.tls_cert {
             raw.tls.cert = Some(c.clone());
@@ -243,6 +252,10 @@ pub(crate) struct Config {
     pub(crate) audit_origin: String,
     pub(crate) audit_timeout: Duration,
 }
+
+/// Largest `limits.max_headers` accepted: hyper allocates a table of that many entries for every
+/// request head it parses, so a huge value would make each request allocate gigabytes.
+const MAX_HEADERS_CAP: u64 = 10_000;
 
 /// Parses `30s`, `5m`, `12h`, `30d`; `0` (or `0s`) only when `zero_ok`.
 pub(crate) fn parse_duration(s: &str, zero_ok: bool) -> Result<Duration, String> {
@@ -381,6 +394,15 @@ impl RawConfig {
             }
             Ok(v)
         };
+        // hyper allocates a header table of this many entries for every request it parses.
+        let max_headers = positive(
+            "limits.max_headers",
+            limits.max_headers,
+            serve.max_headers as u64,
+        )?;
+        if max_headers > MAX_HEADERS_CAP {
+            bail!("limits.max_headers: at most {MAX_HEADERS_CAP}");
+        }
         let anonymous_pull = self
             .anonymous
             .pull
@@ -453,11 +475,7 @@ impl RawConfig {
                 d.max_body as u64,
             )?,
             max_header_bytes,
-            max_headers: positive(
-                "limits.max_headers",
-                limits.max_headers,
-                serve.max_headers as u64,
-            )?,
+            max_headers,
             upload_ttl: dur("limits.upload_ttl", &limits.upload_ttl, d.upload_ttl, false)?,
             header_read_timeout: dur(
                 "timeouts.header_read",
@@ -623,6 +641,7 @@ mod tests {
                 "[limits]\nmax_header_bytes = 100\n",
                 "limits.max_header_bytes",
             ),
+            ("[limits]\nmax_headers = 100000000\n", "limits.max_headers"),
         ] {
             let err = RawConfig::parse(text).unwrap().validate().unwrap_err();
             assert!(err.to_string().contains(key), "{text}: {err}");
@@ -695,6 +714,32 @@ mod tests {
             flags.apply(with_env_data).validate().unwrap().data,
             PathBuf::from("/flag")
         );
+    }
+
+    #[test]
+    fn allow_plaintext_flag_and_env_override_the_file_both_ways() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ConfigArgs,
+        }
+        use clap::Parser as _;
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.config.allow_plaintext);
+        assert_eq!(parse(&["x", "--allow-plaintext"]).unwrap(), Some(true));
+        assert_eq!(
+            parse(&["x", "--allow-plaintext=false"]).unwrap(),
+            Some(false)
+        );
+        assert_eq!(parse(&["x", "--allow-plaintext=0"]).unwrap(), Some(false));
+        assert!(parse(&["x", "--allow-plaintext=maybe"]).is_err());
+        let file = RawConfig::parse("allow_plaintext = true\nlisten = \"0.0.0.0:5050\"\n").unwrap();
+        let off = ConfigArgs {
+            allow_plaintext: Some(false),
+            ..ConfigArgs::default()
+        };
+        assert!(!off.apply(file.clone()).validate().unwrap().allow_plaintext);
+        let unset = ConfigArgs::default();
+        assert!(unset.apply(file).validate().unwrap().allow_plaintext);
     }
 
     #[test]

@@ -54,8 +54,9 @@ fn plaintext_exposed(
     if !allow_plaintext {
         bail!(
             "refusing to listen on {listen} without TLS: tokens would cross the network in clear text. \
-             Pass --tls-cert and --tls-key, listen on a loopback address, or pass \
-             --allow-plaintext (e.g. behind a TLS proxy)"
+             Pass --tls-cert and --tls-key, listen on a loopback address, or allow it with \
+             --allow-plaintext, RAMPART_ALLOW_PLAINTEXT=true or `allow_plaintext = true` in the \
+             config file (e.g. behind a TLS proxy)"
         );
     }
     Ok(true)

@@ -23,8 +23,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64ct::Encoding as _;
 use rampart_audit::{AuditKey, Record, Stage};
+use rampart_core::{NamespacePattern, RepoName};
 
 use crate::auth::Identity;
 use crate::oci::{Route, parse_route};
@@ -133,16 +133,30 @@ fn classify(method: &Method, path: &str) -> Subject {
 
 /// The credential the request presented, to be hashed (never recorded in clear).
 fn presented_credential(headers: &HeaderMap) -> Option<Vec<u8>> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64ct::Base64::decode_vec(rest.trim()).ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let (_user, password) = text.split_once(':')?;
-        Some(password.as_bytes().to_vec())
-    } else {
-        Some(rest.trim().as_bytes().to_vec())
+    if let Some(password) = crate::auth::basic_password(headers) {
+        return Some(password.into_bytes());
     }
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (_scheme, rest) = value.split_once(' ')?;
+    Some(rest.trim().as_bytes().to_vec())
+}
+
+/// Longest path-derived text (reference, digest) copied into a record: a hostile client controls it,
+/// and a valid tag is at most 128 characters, a digest 71.
+const MAX_SUBJECT_TEXT: usize = 256;
+
+fn bounded(text: Option<String>) -> Option<String> {
+    text.map(|mut t| {
+        if t.len() > MAX_SUBJECT_TEXT {
+            let mut cut = MAX_SUBJECT_TEXT;
+            while !t.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            t.truncate(cut);
+            t.push('…');
+        }
+        t
+    })
 }
 
 fn principal(
@@ -176,12 +190,19 @@ fn principal(
     })
 }
 
-/// The access decision as the response shows it, and the rule behind it.
-fn decision(status: StatusCode, identity: Option<&Identity>, action: &str) -> (String, String) {
-    let grant = match identity {
-        Some(Identity::Valid(p)) => format!("role {} on {}", p.role, p.namespace.as_str()),
-        Some(Identity::Invalid) => "credentials refused (unknown, expired or revoked)".into(),
-        _ => "no credentials".into(),
+/// The access decision as the response shows it, and the rule behind it. `anonymous` is the
+/// anonymous-pull pattern that opens the request's repository to a read without credentials.
+fn decision(
+    status: StatusCode,
+    identity: Option<&Identity>,
+    action: &str,
+    anonymous: Option<&NamespacePattern>,
+) -> (String, String) {
+    let grant = match (identity, anonymous) {
+        (Some(Identity::Valid(p)), _) => format!("role {} on {}", p.role, p.namespace.as_str()),
+        (Some(Identity::Invalid), _) => "credentials refused (unknown, expired or revoked)".into(),
+        (_, Some(pattern)) => format!("no credentials; anonymous pull on {}", pattern.as_str()),
+        (_, None) => "no credentials".into(),
     };
     let (d, rule) = match status {
         StatusCode::UNAUTHORIZED => ("deny", format!("authentication: {grant}")),
@@ -256,10 +277,20 @@ pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next:
     base.principal = principal(log.audit_key(), identity.as_ref(), req.headers());
     base.source_ip = source_ip;
     base.repository = subject.repository;
-    base.reference = subject.reference;
-    base.digest = subject.digest;
+    base.reference = bounded(subject.reference);
+    base.digest = bounded(subject.digest);
     let request_bytes = content_length(req.headers());
     let changes_state = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    // The rule that lets a caller without credentials read (see `oci::anonymous`).
+    let anonymous = match identity {
+        Some(Identity::Anonymous) if matches!(method, Method::GET | Method::HEAD) => base
+            .repository
+            .as_deref()
+            .and_then(|r| r.parse::<RepoName>().ok())
+            .and_then(|r| st.anonymous_for(&r))
+            .map(|p| p.namespace),
+        _ => None,
+    };
     // Only an authenticated caller can change anything (anonymous access is pull-only), so a
     // refused caller gets the completed record alone: a flood of bad credentials costs one append
     // per request, not two.
@@ -275,7 +306,12 @@ pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next:
     }
     let mut resp = next.run(req).await;
     let status = resp.status();
-    let (d, rule) = decision(status, identity.as_ref(), &subject.action);
+    let (d, rule) = decision(
+        status,
+        identity.as_ref(),
+        &subject.action,
+        anonymous.as_ref(),
+    );
     let mut completed = base;
     completed.stage = Stage::Completed;
     completed.status = Some(status.as_u16());
@@ -302,6 +338,7 @@ pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64ct::Encoding as _;
 
     #[test]
     fn classifies_registry_routes() {
@@ -328,6 +365,20 @@ mod tests {
     }
 
     #[test]
+    fn path_text_is_bounded() {
+        let long = format!("v{}", "é".repeat(300));
+        let cut = bounded(Some(long)).unwrap();
+        assert!(cut.len() <= MAX_SUBJECT_TEXT + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
+        assert_eq!(bounded(Some("v1".into())).as_deref(), Some("v1"));
+        let s = classify(
+            &Method::GET,
+            &format!("/v2/a/manifests/{}", "x".repeat(5000)),
+        );
+        assert_eq!(s.reference.as_ref().map(String::len), Some(5000));
+    }
+
+    #[test]
     fn secrets_are_hashed_never_copied() {
         let key = AuditKey::from_bytes([7; 32]);
         let mut h = HeaderMap::new();
@@ -347,12 +398,28 @@ mod tests {
 
     #[test]
     fn decisions_follow_the_status() {
-        assert_eq!(decision(StatusCode::OK, None, "x").0, "allow");
-        assert_eq!(decision(StatusCode::UNAUTHORIZED, None, "x").0, "deny");
-        assert_eq!(decision(StatusCode::FORBIDDEN, None, "x").0, "deny");
+        assert_eq!(decision(StatusCode::OK, None, "x", None).0, "allow");
         assert_eq!(
-            decision(StatusCode::SERVICE_UNAVAILABLE, None, "x").0,
+            decision(StatusCode::UNAUTHORIZED, None, "x", None).0,
+            "deny"
+        );
+        assert_eq!(decision(StatusCode::FORBIDDEN, None, "x", None).0, "deny");
+        assert_eq!(
+            decision(StatusCode::SERVICE_UNAVAILABLE, None, "x", None).0,
             "error"
         );
+    }
+
+    #[test]
+    fn an_anonymous_read_records_the_pattern_that_allowed_it() {
+        let pattern: NamespacePattern = "pub/**".parse().unwrap();
+        let (d, rule) = decision(
+            StatusCode::OK,
+            Some(&Identity::Anonymous),
+            "blob.pull",
+            Some(&pattern),
+        );
+        assert_eq!(d, "allow");
+        assert_eq!(rule, "no credentials; anonymous pull on pub/**");
     }
 }

@@ -248,7 +248,7 @@ impl Principal {
 }
 
 /// The token from an `Authorization: Basic` header (the password; the user name is ignored).
-fn basic_password(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn basic_password(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

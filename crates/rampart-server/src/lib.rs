@@ -460,7 +460,7 @@ pub fn app(state: AppState) -> Router {
             )
         })
         .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
-    Router::new()
+    let routes = Router::new()
         .route("/v2", get(oci::ping))
         .route("/v2/", get(oci::ping))
         .route("/v2/_catalog", get(oci::catalog))
@@ -469,7 +469,24 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics));
+    with_layers(routes, state)
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}
+
+/// The middleware stack around `routes`, innermost first. A panic in a handler (or in the rate
+/// limiter or challenge middleware) is turned into a 500 *inside* the audit middleware, so that
+/// 500 is recorded like any other response before it leaves; the outer [`CatchPanicLayer`] only
+/// covers the audit and identity middleware themselves.
+fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             token::challenge,
@@ -488,11 +505,116 @@ pub fn app(state: AppState) -> Router {
         ))
         .with_state(state)
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(trace)
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    async fn state() -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = SqliteMetadata::open(&dir.path().join("meta.db"))
+            .await
+            .unwrap();
+        let blobs = FsBlobStore::open(dir.path(), 1 << 20).await.unwrap();
+        let st = AppState::new(
+            Arc::new(blobs),
+            Arc::new(meta),
+            TokenKey::from_bytes([1; 32]),
+            Limits::default(),
+        );
+        (dir, st)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_handler_is_answered_500_and_audited() {
+        let (dir, st) = state().await;
+        let audit_dir = dir.path().join("audit");
+        let log = rampart_audit::AuditLog::open(&audit_dir, rampart_audit::AuditConfig::default())
+            .unwrap();
+        assert!(st.set_audit(log.clone()));
+        let routes = Router::new().route(
+            "/boom",
+            get(|| async {
+                if std::hint::black_box(true) {
+                    std::panic::panic_any("handler failure");
+                }
+                "unreachable"
+            }),
+        );
+        let resp = with_layers(routes, st)
+            .oneshot(Request::builder().uri("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let id = resp
+            .headers()
+            .get(audit::AUDIT_ID_HEADER)
+            .expect("the 500 of a panic carries its audit id")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut found = Vec::new();
+        rampart_audit::tools::query(&audit_dir, &rampart_audit::tools::Filter::default(), |r| {
+            if r.audit_id == id {
+                found.push((r.status, r.decision.clone()));
+            }
+        })
+        .unwrap();
+        assert_eq!(found, vec![(Some(500), Some("error".to_owned()))]);
+        log.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_anonymous_pull_is_audited_with_the_pattern_that_allowed_it() {
+        let (dir, st) = state().await;
+        let audit_dir = dir.path().join("audit");
+        let log = rampart_audit::AuditLog::open(&audit_dir, rampart_audit::AuditConfig::default())
+            .unwrap();
+        assert!(st.set_audit(log.clone()));
+        assert!(st.set_anonymous_pull(vec!["pub/**".parse().unwrap()]));
+        let app = app(st);
+        let mut rules = Vec::new();
+        for path in [
+            "/v2/pub/m/manifests/latest",
+            "/v2/private/m/manifests/latest",
+        ] {
+            let resp = app
+                .clone()
+                .oneshot(Request::builder().uri(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let id = resp.headers()[audit::AUDIT_ID_HEADER]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            rampart_audit::tools::query(
+                &audit_dir,
+                &rampart_audit::tools::Filter::default(),
+                |r| {
+                    if r.audit_id == id {
+                        rules.push((r.status, r.decision.clone(), r.rule.clone()));
+                    }
+                },
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            rules,
+            vec![
+                (
+                    Some(404),
+                    Some("allow".to_owned()),
+                    Some("no credentials; anonymous pull on pub/**".to_owned())
+                ),
+                (
+                    Some(401),
+                    Some("deny".to_owned()),
+                    Some("authentication: no credentials".to_owned())
+                ),
+            ]
+        );
+        log.shutdown().await;
+    }
 }

@@ -242,12 +242,14 @@ pub struct IdleTimeout<I> {
 }
 
 impl<I> IdleTimeout<I> {
-    /// Wraps `inner`; `timeout` of zero means never.
+    /// Wraps `inner`; `timeout` of zero means never (as does anything beyond a century, which
+    /// would overflow `Instant` arithmetic on every byte).
     pub fn new(inner: I, timeout: Duration) -> Self {
+        const NEVER: Duration = Duration::from_secs(100 * 365 * 86_400);
         let timeout = if timeout.is_zero() {
-            Duration::from_secs(100 * 365 * 86_400)
+            NEVER
         } else {
-            timeout
+            timeout.min(NEVER)
         };
         Self {
             inner,
@@ -374,6 +376,20 @@ mod tests {
                 .is_ok()
         );
         assert!(l.check(&Key::Principal("t".into())).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_enormous_idle_timeout_does_not_panic_on_traffic() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // `timeouts.idle` accepts any duration that fits in u64 seconds.
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut a = IdleTimeout::new(a, Duration::from_secs(u64::MAX));
+        a.write_all(b"x").await.unwrap();
+        let mut buf = [0u8; 1];
+        b.read_exact(&mut buf).await.unwrap();
+        b.write_all(b"y").await.unwrap();
+        a.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"y");
     }
 
     #[test]
