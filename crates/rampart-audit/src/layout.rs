@@ -17,14 +17,14 @@
 //! inserted into or moved within the history, not only a stale `latest`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::Error;
 use crate::merkle::Hash;
 use crate::note::{Checkpoint, Note, NoteSigner, VerifierKey};
-use crate::record::AuditKey;
+use crate::record::{AuditKey, MAX_LINE_LEN};
 
 /// Paths inside an audit directory.
 #[derive(Debug, Clone)]
@@ -104,6 +104,18 @@ impl Layout {
     /// # Errors
     /// I/O, or a gap or stray file in `segments/`.
     pub fn segment_numbers(&self) -> Result<Vec<u32>, Error> {
+        let nums = self.present_segments()?;
+        if let Some(gap) = first_gap(&nums) {
+            return Err(Error::Corrupt(format!("segment {gap:08}.jsonl is missing")));
+        }
+        Ok(nums)
+    }
+
+    /// Segment numbers present, ascending, gaps allowed.
+    ///
+    /// # Errors
+    /// I/O, or a stray file in `segments/`.
+    pub(crate) fn present_segments(&self) -> Result<Vec<u32>, Error> {
         let dir = self.segments();
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -131,11 +143,6 @@ impl Layout {
             }
         }
         nums.sort_unstable();
-        for (i, n) in nums.iter().enumerate() {
-            if u32::try_from(i).ok() != Some(*n) {
-                return Err(Error::Corrupt(format!("segment {:08}.jsonl is missing", i)));
-            }
-        }
         Ok(nums)
     }
 
@@ -152,6 +159,14 @@ impl Layout {
         };
         Ok(split_history(&String::from_utf8_lossy(&text)))
     }
+}
+
+/// The first segment number missing from the ascending list `nums` (below its largest).
+pub(crate) fn first_gap(nums: &[u32]) -> Option<u32> {
+    nums.iter()
+        .enumerate()
+        .find(|&(i, n)| u32::try_from(i).ok() != Some(*n))
+        .and_then(|(i, _)| u32::try_from(i).ok())
 }
 
 /// Splits `history.log` into notes: each note is body lines, a blank line, signature lines, and a
@@ -359,32 +374,92 @@ pub(crate) fn read_hashes(layout: &Layout) -> Result<Vec<Hash>, Error> {
 /// Calls `f(line, terminated)` for every line of every segment in order; `terminated` is false only
 /// for a final line without `\n`. Stops early when `f` returns `false`.
 ///
+/// Segments are streamed, so memory stays bounded whatever their size: a line longer than
+/// [`MAX_LINE_LEN`] (which no record is) is passed cut to `MAX_LINE_LEN + 1` bytes, so its length
+/// still tells it apart and its leaf hash matches no record.
+///
 /// # Errors
 /// I/O errors.
-pub fn for_each_line(layout: &Layout, mut f: impl FnMut(&[u8], bool) -> bool) -> Result<(), Error> {
-    let segs = layout.segment_numbers()?;
-    for n in segs {
+pub fn for_each_line(layout: &Layout, f: impl FnMut(&[u8], bool) -> bool) -> Result<(), Error> {
+    for_each_line_of(layout, &layout.segment_numbers()?, f).map(|_| ())
+}
+
+/// As [`for_each_line`], over the segments `segs`; `false` when `f` stopped the scan.
+pub(crate) fn for_each_line_of(
+    layout: &Layout,
+    segs: &[u32],
+    mut f: impl FnMut(&[u8], bool) -> bool,
+) -> Result<bool, Error> {
+    let cap = MAX_LINE_LEN + 1;
+    let mut line = Vec::with_capacity(cap);
+    for &n in segs {
         let path = layout.segment(n);
-        let data = fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let mut rest = data.as_slice();
-        while !rest.is_empty() {
-            match rest.iter().position(|&b| b == b'\n') {
-                Some(p) => {
-                    if !f(&rest[..p], true) {
-                        return Ok(());
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut r = BufReader::with_capacity(1 << 16, file);
+        loop {
+            line.clear();
+            match read_line_capped(&mut r, &mut line, cap).map_err(|e| Error::io(&path, e))? {
+                None => break,
+                Some(terminated) => {
+                    if !f(&line, terminated) {
+                        return Ok(false);
                     }
-                    rest = &rest[p + 1..];
-                }
-                None => {
-                    if !f(rest, false) {
-                        return Ok(());
-                    }
-                    rest = &[];
                 }
             }
         }
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Reads one line into `line` (without its newline), keeping at most `cap` bytes of it and
+/// skipping the rest. `None` at end of input, else whether the line ended with a newline.
+pub(crate) fn read_line_capped(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<Option<bool>> {
+    let mut any = false;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(any.then_some(false));
+        }
+        any = true;
+        let newline = buf.iter().position(|&b| b == b'\n');
+        let chunk = &buf[..newline.unwrap_or(buf.len())];
+        let room = cap.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = newline.map_or(buf.len(), |p| p + 1);
+        r.consume(used);
+        if newline.is_some() {
+            return Ok(Some(true));
+        }
+    }
+}
+
+/// The length of `path` and of its longest prefix ending in a newline (everything after it is a
+/// torn, unterminated final line), found by reading backwards in bounded chunks.
+pub(crate) fn complete_lines_len(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::FileExt as _;
+    let f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let want = usize::try_from(end - start).map_err(std::io::Error::other)?;
+        let chunk = &mut buf[..want];
+        f.read_exact_at(chunk, start)?;
+        if let Some(p) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok((len, start + p as u64 + 1));
+        }
+        end = start;
+    }
+    Ok((len, 0))
 }
 
 /// Finds the value of top-level integer key `"seq"` in a canonical record line by scanning from the

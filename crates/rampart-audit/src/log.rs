@@ -451,19 +451,18 @@ fn recover(layout: &Layout, verifier: &VerifierKey) -> Result<RecoveredState, Er
     // Truncate a torn final line of the last segment.
     let last_path = layout.segment(last_seg);
     let mut segment_bytes = 0;
-    if let Ok(data) = fs::read(&last_path) {
-        let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        if keep < data.len() {
+    if let Ok((len, keep)) = layout::complete_lines_len(&last_path) {
+        if keep < len {
             let f = OpenOptions::new()
                 .write(true)
                 .open(&last_path)
                 .map_err(|e| Error::io(&last_path, e))?;
-            f.set_len(keep as u64)
+            f.set_len(keep)
                 .and_then(|()| f.sync_all())
                 .map_err(|e| Error::io(&last_path, e))?;
-            recovery.truncated_bytes = (data.len() - keep) as u64;
+            recovery.truncated_bytes = len - keep;
         }
-        segment_bytes = keep as u64;
+        segment_bytes = keep;
     }
     let mut frontier = Frontier::new();
     let mut stored: Vec<Hash> = Vec::new();
@@ -473,6 +472,13 @@ fn recover(layout: &Layout, verifier: &VerifierKey) -> Result<RecoveredState, Er
         let i = frontier.size();
         if !terminated {
             bad = Some(format!("record {i} in an earlier segment has no newline"));
+            return false;
+        }
+        if line.len() > crate::record::MAX_LINE_LEN {
+            bad = Some(format!(
+                "record {i} is longer than {} bytes",
+                crate::record::MAX_LINE_LEN
+            ));
             return false;
         }
         if layout::scan_seq(line) != Some(i) {
@@ -504,7 +510,7 @@ fn recover(layout: &Layout, verifier: &VerifierKey) -> Result<RecoveredState, Er
             .ok()
             .map(|bytes| PrevCheckpoint::of_note(l.size, &bytes))
     });
-    if let Some(last) = layout.read_history()?.pop()
+    if let Some(last) = read_history_dropping_torn_tail(layout)?.pop()
         && let Ok(cp) = Checkpoint::open(last.as_bytes(), std::slice::from_ref(verifier))
         && latest.as_ref().is_none_or(|l| l.size <= cp.size)
     {
@@ -533,6 +539,14 @@ fn recover(layout: &Layout, verifier: &VerifierKey) -> Result<RecoveredState, Er
         }
         recovery.checkpoint_size = cp.size;
         recovery.had_checkpoint = true;
+    } else if n > 0 {
+        // A log signs a checkpoint at its first open, before it accepts any record, so records
+        // without any signed checkpoint mean the checkpoints were removed. Signing the records
+        // now could sign a tree inconsistent with the lost checkpoints.
+        return Err(Error::Corrupt(format!(
+            "{n} records but no signed checkpoint at all (checkpoints/latest and history.log are \
+             missing or unreadable): the signed checkpoints were removed"
+        )));
     }
     // Stored hashes: keep the file when it is a prefix of the recomputed ones, else rebuild.
     let on_disk = layout::read_hashes(layout)?;
@@ -574,6 +588,31 @@ fn recover(layout: &Layout, verifier: &VerifierKey) -> Result<RecoveredState, Er
         last_time,
         recovery,
     })
+}
+
+/// The notes of `history.log`, after truncating a note whose append was cut short by a crash (the
+/// writer never acknowledged it, and the next append would otherwise merge with it).
+fn read_history_dropping_torn_tail(layout: &Layout) -> Result<Vec<String>, Error> {
+    let path = layout.history();
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let keep = layout::complete_history_len(&bytes);
+    if keep < bytes.len() {
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| {
+                f.set_len(keep as u64)?;
+                f.sync_all()
+            })
+            .map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(layout::split_history(&String::from_utf8_lossy(
+        &bytes[..keep],
+    )))
 }
 
 struct Writer {

@@ -792,6 +792,15 @@ mod tests {
     }
 
     #[test]
+    fn non_canonical_base64_is_rejected() {
+        // 32 bytes leave 2 unused bits in the last base64 digit: "AAA...AB=" decodes to the same
+        // bytes as "AAA...AA=" with a lenient decoder.
+        let root = Base64::encode_string(&[0u8; 32]);
+        let loose = format!("{}B=", &root[..root.len() - 2]);
+        assert!(Checkpoint::parse_body(&format!("o\n1\n{loose}\n")).is_err());
+    }
+
+    #[test]
     fn prev_line_parses_strictly_and_round_trips() {
         let h = [0xabu8; 32];
         let b64 = Base64::encode_string(&h);

@@ -206,15 +206,19 @@ pub fn read_entries(
         let mut line = Vec::new();
         loop {
             line.clear();
-            let got = r
-                .read_until(b'\n', &mut line)
-                .map_err(|e| Error::io(&path, e))?;
-            if got == 0 || line.last() != Some(&b'\n') {
-                break; // end of segment, or an unfinished final line
+            // At most MAX_LINE_LEN + 1 bytes of a line are kept (no record is longer), so a
+            // crafted huge line cannot exhaust memory.
+            let cap = crate::record::MAX_LINE_LEN + 1;
+            match layout::read_line_capped(&mut r, &mut line, cap)
+                .map_err(|e| Error::io(&path, e))?
+            {
+                Some(true) => {}
+                // End of segment, or an unfinished final line.
+                None | Some(false) => break,
             }
             if first >= start {
                 sent += 1;
-                if !f(&line[..line.len() - 1])? {
+                if !f(&line)? {
                     return Ok(sent);
                 }
                 if sent >= limit {
@@ -400,6 +404,21 @@ pub fn prove(dir: &Path, index: u64) -> Result<TlogProof, Error> {
         )));
     }
     let reader = FileHashReader::open(dir)?;
+    // A log of n records stores at least n hashes: refuse a (crafted) size the file cannot cover
+    // before computing stored-hash indexes from it.
+    let stored = reader
+        .file
+        .metadata()
+        .map_err(|e| Error::io(&reader.path, e))?
+        .len()
+        / 32;
+    if cp.size > stored {
+        return Err(Error::Corrupt(format!(
+            "the latest checkpoint covers {} records but hashes.bin holds only {stored} hashes; \
+             run `rampart audit verify`",
+            cp.size
+        )));
+    }
     let hashes = inclusion_proof(index, cp.size, &reader)?;
     Ok(TlogProof {
         extra: None,
@@ -469,7 +488,8 @@ pub fn export_tiles(dir: &Path, out: &Path) -> Result<u64, Error> {
     let cp = Checkpoint::parse_body(&Note::parse(&note)?.text)?;
     let size = cp.size;
     let hashes = layout::read_hashes(&layout)?;
-    if (hashes.len() as u64) < stored_hash_count(size) {
+    // `size > hashes.len()` first: a (crafted) huge size must not reach the index arithmetic.
+    if size > hashes.len() as u64 || (hashes.len() as u64) < stored_hash_count(size) {
         return Err(Error::Corrupt(
             "hashes.bin does not cover the latest checkpoint; reopen the log to rebuild it".into(),
         ));

@@ -278,12 +278,21 @@ pub fn verify(
     let mut first_seq_bad: Option<u64> = None;
     let mut first_time_bad: Option<u64> = None;
     let mut torn: Option<u64> = None;
+    let mut unterminated: Option<u64> = None;
     let mut prev_time: Option<[u8; 24]> = None;
-    layout::for_each_line(&layout, |line, terminated| {
+    // A segment missing from the middle is damage (its records are gone), not an error: scan the
+    // segments present on both sides of the gap and report it with the index where it falls.
+    let segs = layout.present_segments()?;
+    let gap = layout::first_gap(&segs);
+    let split = gap.map_or(segs.len(), |g| usize::try_from(g).unwrap_or(segs.len()));
+    let mut scan = |line: &[u8], terminated: bool| {
         let i = leaves.len() as u64;
         // An unterminated line followed by more lines (end of an earlier segment) is not a torn
-        // tail; its leaf hash is what flags it.
-        torn = None;
+        // tail but damage: the leaf hash excludes the newline, so only this flags it (and the log
+        // refuses to open such a directory).
+        if let Some(t) = torn.take() {
+            unterminated.get_or_insert(t);
+        }
         if !terminated {
             torn = Some(i);
         }
@@ -312,7 +321,20 @@ pub fn verify(
             }
         }
         true
+    };
+    let mut gap_at = 0u64;
+    layout::for_each_line_of(&layout, &segs[..split], |line, terminated| {
+        gap_at += 1;
+        scan(line, terminated)
     })?;
+    layout::for_each_line_of(&layout, &segs[split..], &mut scan)?;
+    if let Some(g) = gap {
+        found.add(
+            Damage::Missing,
+            gap_at,
+            format!("segment {g:08}.jsonl is missing: the records from index {gap_at} on are not all there"),
+        );
+    }
     let n = leaves.len() as u64;
     report.records = n;
 
@@ -599,6 +621,13 @@ pub fn verify(
                 "record {t} is a torn, unacknowledged tail (crash); reopening the log removes it"
             ));
         }
+    }
+    if let Some(t) = unterminated {
+        found.add(
+            Damage::Truncated,
+            t,
+            format!("record {t} at the end of an earlier segment has no newline"),
+        );
     }
     if n < disk_leaves {
         found.add(

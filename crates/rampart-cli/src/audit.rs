@@ -204,7 +204,8 @@ enum AuditCommand {
     },
     /// Print HMAC-SHA256(audit key, VALUE) and the key id: what records carry instead of a secret.
     Hash {
-        /// The secret value (a token, say).
+        /// The secret value (a token, say), or `-` to read it from the first line of standard input
+        /// (keeps it out of `ps` and shell history).
         value: String,
         #[command(flatten)]
         data: DataArg,
@@ -355,6 +356,14 @@ pub(crate) fn run(args: &AuditArgs) -> Result<ExitCode> {
         }
         AuditCommand::Hash { value, data } => {
             let key = load_audit_key(&Layout::new(data.existing_audit()?))?;
+            let value = if value == "-" {
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)
+                    .context("reading the value from standard input")?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                value.clone()
+            };
             let line = format!("{} {}\n", key.id(), key.hash_secret(value.as_bytes()));
             output::stdout(line.as_bytes())?;
             Ok(ExitCode::SUCCESS)

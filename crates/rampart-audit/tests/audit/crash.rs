@@ -202,3 +202,44 @@ fn crash_between_history_and_latest_is_repaired_on_open() {
     assert_eq!(rec.checkpoint_size, 121);
     assert!(verify(dir.path(), None, None).unwrap().ok());
 }
+
+#[test]
+fn records_without_any_checkpoint_are_refused_not_signed() {
+    // A log signs a checkpoint at first open, before any record: records with no checkpoint at
+    // all mean the checkpoints were removed. Reopening must not sign the (possibly rewritten)
+    // records, which could contradict the lost checkpoints.
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 20, 1 << 20);
+    let layout = Layout::new(dir.path());
+    fs::remove_file(layout.latest()).unwrap();
+    fs::remove_file(layout.history()).unwrap();
+    match AuditLog::open(dir.path(), config()) {
+        Err(Error::Corrupt(m)) => assert!(m.contains("no signed checkpoint"), "{m}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a log whose checkpoints were removed was reopened and re-signed"),
+    }
+    assert!(!layout.latest().exists(), "nothing was signed");
+}
+
+#[test]
+fn a_torn_history_entry_is_dropped_on_open() {
+    // A crash while appending a checkpoint to history.log leaves part of a note (never
+    // acknowledged; `latest` not yet replaced). Reopening must cut it, or the next checkpoint
+    // merges with it into an entry that no longer verifies.
+    let dir = tempfile::tempdir().unwrap();
+    build_log(dir.path(), 30, 1 << 20);
+    let layout = Layout::new(dir.path());
+    let history = layout.read_history().unwrap();
+    let last = history.last().unwrap().clone();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(layout.history())
+        .unwrap();
+    f.write_all(&last.as_bytes()[..last.len() / 2]).unwrap();
+    drop(f);
+    reopen_and_close(dir.path());
+    let r = verify(dir.path(), None, None).unwrap();
+    assert!(r.ok(), "{:?}", r.failure);
+    assert_eq!(r.records, 31);
+    assert_eq!(layout.read_history().unwrap().len(), history.len() + 1);
+}

@@ -130,3 +130,30 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn read_entries_keeps_a_bounded_part_of_an_over_long_line() {
+    // A crafted line longer than any record is handed on cut to MAX_LINE_LEN + 1 bytes (so the
+    // receiver's checks fail on it) instead of being read into memory whole.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("audit");
+    build_log(&src, 10, 1 << 20);
+    let layout = Layout::new(&src);
+    let seg = layout.segment(*layout.segment_numbers().unwrap().last().unwrap());
+    let mut data = fs::read(&seg).unwrap();
+    data.extend(std::iter::repeat_n(
+        b'x',
+        rampart_audit::record::MAX_LINE_LEN * 4,
+    ));
+    data.extend_from_slice(b"\n{}\n");
+    fs::write(&seg, data).unwrap();
+    let mut got = Vec::new();
+    let n = tools::read_entries(&src, &EntryIndex::new(), 9, 3, |l| {
+        got.push(l.to_vec());
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(got[1].len(), rampart_audit::record::MAX_LINE_LEN + 1);
+    assert_eq!(got[2], b"{}");
+}

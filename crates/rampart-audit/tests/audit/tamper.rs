@@ -446,3 +446,64 @@ fn deleting_every_checkpoint_is_flagged() {
     fs::remove_file(layout.history()).unwrap();
     expect(dir.path(), Damage::MissingCheckpoint, 0, "no checkpoints");
 }
+
+#[test]
+fn a_missing_newline_at_the_end_of_an_earlier_segment_is_flagged() {
+    // The leaf hash excludes the newline, so only the scan can see this; the log itself refuses to
+    // open such a directory, so verify must not call it intact.
+    let dir = base();
+    let layout = Layout::new(dir.path());
+    let segs = read_segments(dir.path());
+    assert!(segs.len() >= 2);
+    let path = layout.segment(0);
+    let mut data = fs::read(&path).unwrap();
+    assert_eq!(data.pop(), Some(b'\n'));
+    fs::write(&path, data).unwrap();
+    let last = segs[0].len() as u64 - 1;
+    expect(dir.path(), Damage::Truncated, last, "newline removed");
+    assert!(rampart_audit::AuditLog::open(dir.path(), crate::config()).is_err());
+}
+
+#[test]
+fn an_over_long_line_is_flagged_and_refused_without_reading_it_whole() {
+    // No record is longer than MAX_LINE_LEN (the writer refuses one). The scanner streams segments
+    // and keeps at most MAX_LINE_LEN + 1 bytes of a line, so a crafted huge line costs no memory;
+    // such a line is damage even after the last checkpoint, and the log must not sign it.
+    let dir = base();
+    let layout = Layout::new(dir.path());
+    let segs = read_segments(dir.path());
+    let last = String::from_utf8(segs.last().unwrap().last().unwrap().clone()).unwrap();
+    let n = segs.iter().map(Vec::len).sum::<usize>() as u64;
+    let pad = "x".repeat(rampart_audit::record::MAX_LINE_LEN * 3);
+    let forged = last
+        .replacen('{', &format!("{{\"_pad\":\"{pad}\","), 1)
+        .replace(&format!("\"seq\":{}", n - 1), &format!("\"seq\":{n}"));
+    assert!(forged.contains(&format!("\"seq\":{n}")));
+    let path = layout.segment(*layout.segment_numbers().unwrap().last().unwrap());
+    let mut data = fs::read(&path).unwrap();
+    data.extend_from_slice(forged.as_bytes());
+    data.push(b'\n');
+    fs::write(&path, data).unwrap();
+    expect(dir.path(), Damage::Modified, n, "over-long record");
+    match rampart_audit::AuditLog::open(dir.path(), crate::config()) {
+        Err(rampart_audit::Error::Corrupt(m)) => assert!(m.contains("longer than"), "{m}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("an over-long record was accepted"),
+    }
+}
+
+#[test]
+fn a_segment_missing_from_the_middle_is_damage_not_an_error() {
+    // verify reports damage in the report (the CLI's exit 1), never as an error (exit 2).
+    let dir = base();
+    let layout = Layout::new(dir.path());
+    let segs = read_segments(dir.path());
+    assert!(segs.len() >= 3);
+    fs::remove_file(layout.segment(1)).unwrap();
+    expect(
+        dir.path(),
+        Damage::Missing,
+        segs[0].len() as u64,
+        "middle segment deleted",
+    );
+}

@@ -21,15 +21,17 @@ impl tlog_tiles::HashReader for TlogReader {
 }
 
 /// Writes `n` valid records straight into a segment in two halves, letting the log recover (hash)
-/// and sign after each: the first open signs the log's first checkpoint, the second a checkpoint
-/// chained to it (so the exported checkpoint carries a `rampart-prev` extension line).
+/// and sign after each. As a real log, it is opened once before any record (signing the empty
+/// tree: a log with records and no checkpoint is refused as damaged); each later open signs a
+/// checkpoint chained to the one before (so the exported checkpoint carries a `rampart-prev`
+/// extension line naming the one at `n / 2`).
 fn fast_log(dir: &Path, n: u64) {
     let layout = Layout::new(dir);
-    fs::create_dir_all(layout.segments()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    rt.block_on(async { AuditLog::open(dir, config()).unwrap().shutdown().await });
     let half = n / 2;
     for (from, to) in [(0, half), (half, n)] {
         let mut f = fs::OpenOptions::new()
@@ -54,7 +56,9 @@ fn fast_log(dir: &Path, n: u64) {
         });
     }
     let history = layout.read_history().unwrap();
-    assert_eq!(history.len(), 2, "two checkpoints");
+    // The empty tree's, then one per non-empty half.
+    let want = if half == 0 { 2 } else { 3 };
+    assert_eq!(history.len(), want, "checkpoints signed");
 }
 
 fn check_export(n: u64) {
@@ -88,7 +92,7 @@ fn check_export(n: u64) {
     let history = Layout::new(dir.path()).read_history().unwrap();
     assert_eq!(
         link,
-        rampart_audit::PrevCheckpoint::of_note(n / 2, history[0].as_bytes())
+        rampart_audit::PrevCheckpoint::of_note(n / 2, history[history.len() - 2].as_bytes())
     );
     let mut lines = text.lines();
     lines.next();
@@ -206,4 +210,28 @@ fn query_filters_and_proofs_for_every_record() {
         assert!(tools::check_proof(proof.as_bytes(), &other, std::slice::from_ref(&key)).is_err());
     }
     assert!(tools::prove(dir.path(), 100).is_err());
+}
+
+#[test]
+fn a_checkpoint_claiming_a_huge_tree_is_refused_by_prove_and_export() {
+    // `prove` and `export` read `latest` without verifying it (the consumer checks the signature);
+    // a crafted size must give an error, not overflow the stored-hash index arithmetic.
+    let dir = tempfile::tempdir().unwrap();
+    fast_log(dir.path(), 40);
+    let layout = Layout::new(dir.path());
+    let skey = fs::read_to_string(layout.signing_key()).unwrap();
+    let signer = rampart_audit::NoteSigner::from_skey(&skey).unwrap();
+    let latest = fs::read(layout.latest()).unwrap();
+    let note = rampart_audit::note::Note::parse(&latest).unwrap();
+    let mut cp = rampart_audit::Checkpoint::parse_body(&note.text).unwrap();
+    for size in [u64::MAX, u64::MAX / 2 + 7, 1 << 40] {
+        cp.size = size;
+        fs::write(layout.latest(), cp.sign(&signer).unwrap()).unwrap();
+        assert!(tools::prove(dir.path(), 5).is_err(), "prove, size {size}");
+        let out = tempfile::tempdir().unwrap();
+        assert!(
+            tools::export_tiles(dir.path(), out.path()).is_err(),
+            "export, size {size}"
+        );
+    }
 }

@@ -188,6 +188,20 @@ fn log_prove_check_proof_and_hash() {
         String::from_utf8(h.stdout).unwrap(),
         format!("{} {}\n", key.id(), key.hash_secret(b"tok"))
     );
+    // `-` reads the secret from standard input instead of the command line.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["audit", "hash", "-", "--data", d])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"tok\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{} {}\n", key.id(), key.hash_secret(b"tok"))
+    );
 }
 
 #[test]
