@@ -251,16 +251,39 @@ fn read_secret(path: &Path) -> Result<Option<String>, Error> {
     Ok(Some(s))
 }
 
+/// Creates a secret key file atomically: written and synced under a temporary name, then hard-linked
+/// into place (which fails if the file appeared meanwhile), so a crash never leaves a half-written or
+/// empty key that would stop the log from opening.
 fn write_secret(path: &Path, text: &str) -> Result<(), Error> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    // A leftover from a crash may have any mode: start from a fresh file that only we can read.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&tmp, e)),
+        _ => {}
+    }
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| Error::io(path, e))
+        .map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
+    let linked = fs::hard_link(&tmp, path).map_err(|e| Error::io(path, e));
+    let _ = fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
 }
 
 /// Loads the checkpoint signing key, generating it (named `origin`) on first use.
@@ -520,5 +543,29 @@ mod tests {
             split_history(&both[..a.len()]),
             vec![a[..a.len() - 1].to_owned()]
         );
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn a_leftover_temporary_key_is_replaced_and_a_key_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hmac-key");
+        // A crash after writing the temporary file but before linking it leaves only the temporary.
+        std::fs::write(dir.path().join(".hmac-key.tmp"), "partial").unwrap();
+        write_secret(&path, "first\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\n");
+        assert!(!dir.path().join(".hmac-key.tmp").exists());
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // An existing key is never replaced.
+        assert!(write_secret(&path, "second\n").is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\n");
     }
 }

@@ -55,15 +55,35 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes `bytes` to a new file readable only by its owner; fails if the file exists.
+/// Writes `bytes` to a new file readable only by its owner; fails if the file exists. Atomic: the
+/// bytes are written and synced under a temporary name, then hard-linked into place, so a crash never
+/// leaves an empty or partial key behind (which would stop the next start).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    // A leftover from a crash may have any mode: start from a fresh file only we can read.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)?;
+        .open(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()
+    f.sync_all()?;
+    drop(f);
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl TokenKey {
@@ -403,6 +423,22 @@ pub(crate) async fn basic_principal(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_files_are_created_atomically_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token-key");
+        std::fs::write(dir.path().join(".token-key.tmp"), b"partial").unwrap();
+        write_private(&path, b"key").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"key");
+        assert!(!dir.path().join(".token-key.tmp").exists());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(write_private(&path, b"other").is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"key");
+    }
 
     #[test]
     fn basic_header_parsing() {
