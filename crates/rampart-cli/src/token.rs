@@ -74,25 +74,9 @@ enum TokenCommand {
     },
 }
 
+/// A token lifetime: `30d`, `12h`, `90m`, `3600s`; never zero.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: expected e.g. 30d, 12h, 90m, 3600s"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
-    };
-    if n == 0 {
-        return Err("the lifetime must be positive".into());
-    }
-    n.checked_mul(secs)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is too long"))
+    crate::config::parse_duration(s, false)
 }
 
 /// One row of `rampart token list`, whichever the source.
