@@ -113,26 +113,25 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The caller, who must be a global admin.
-fn admin(caller: Caller) -> Result<Principal, ApiError> {
+/// The authenticated caller, if `allowed` holds for it; else 401 (no valid credentials) or `denied`.
+fn caller_that(
+    caller: Caller,
+    allowed: fn(&Principal) -> bool,
+    denied: ApiError,
+) -> Result<Principal, ApiError> {
     let p = caller.0?.ok_or(ApiError::Unauthorized)?;
     tracing::Span::current().record("principal", p.token_id.as_str());
-    if p.is_global_admin() {
-        Ok(p)
-    } else {
-        Err(ApiError::Forbidden)
-    }
+    if allowed(&p) { Ok(p) } else { Err(denied) }
+}
+
+/// The caller, who must be a global admin.
+fn admin(caller: Caller) -> Result<Principal, ApiError> {
+    caller_that(caller, Principal::is_global_admin, ApiError::Forbidden)
 }
 
 /// The caller, who must be able to read the audit log (an `auditor` or `admin` token on `**`).
 fn auditor(caller: Caller) -> Result<Principal, ApiError> {
-    let p = caller.0?.ok_or(ApiError::Unauthorized)?;
-    tracing::Span::current().record("principal", p.token_id.as_str());
-    if p.can_read_audit() {
-        Ok(p)
-    } else {
-        Err(ApiError::ForbiddenAudit)
-    }
+    caller_that(caller, Principal::can_read_audit, ApiError::ForbiddenAudit)
 }
 
 /// The audit log directory, or 404 when this server keeps none.

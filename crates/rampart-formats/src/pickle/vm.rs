@@ -651,12 +651,7 @@ impl Machine<'_> {
                     let n = if op == 0x8a {
                         u64::from(cur.read_u8("LONG1 length")?)
                     } else {
-                        let n = cur.read_i32_le("LONG4 length")?;
-                        u64::try_from(n).map_err(|_| Error::Malformed {
-                            offset: off,
-                            what: "LONG4 length",
-                            reason: "negative length",
-                        })?
+                        signed_len(cur, off, "LONG4 length")?
                     };
                     self.check_len(n, off)?;
                     let bytes = cur.take_u64(n, "long integer bytes")?;
@@ -690,12 +685,7 @@ impl Machine<'_> {
                     let n = if op == b'U' {
                         u64::from(cur.read_u8("SHORT_BINSTRING length")?)
                     } else {
-                        let n = cur.read_i32_le("BINSTRING length")?;
-                        u64::try_from(n).map_err(|_| Error::Malformed {
-                            offset: off,
-                            what: "BINSTRING length",
-                            reason: "negative length",
-                        })?
+                        signed_len(cur, off, "BINSTRING length")?
                     };
                     self.check_len(n, off)?;
                     let bytes = cur.take_u64(n, "string bytes")?;
@@ -1110,6 +1100,16 @@ fn int_value(v: Option<Int>, off: u64, what: &'static str) -> Result<Value, Erro
             reason: "not an integer",
         }),
     }
+}
+
+/// A 4-byte signed length operand (LONG4, BINSTRING), refusing a negative one.
+fn signed_len(cur: &mut Cursor<'_>, off: u64, what: &'static str) -> Result<u64, Error> {
+    let n = cur.read_i32_le(what)?;
+    u64::try_from(n).map_err(|_| Error::Malformed {
+        offset: off,
+        what,
+        reason: "negative length",
+    })
 }
 
 fn long_value(bytes: &[u8]) -> Value {
