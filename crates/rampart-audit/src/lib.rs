@@ -41,6 +41,10 @@
 //!   acknowledge within [`AuditConfig::timeout`] (default 2 s), when a write has been stalled longer
 //!   than that, after any write or fsync error (the log is then *poisoned* until reopened: fsync is
 //!   never retried), or after shutdown. Every such failure must become a 503.
+//! - [`AuditLog::submit`] is `append` in two halves: the record is handed to the writer (which
+//!   gives it its index and time in arrival order) and [`Submitted::durable`] later waits for its
+//!   `fdatasync`, so that work nobody can observe yet overlaps the write. Records are committed in
+//!   the order they were submitted.
 //! - The log assigns `seq` (the leaf index) and `time`; an append whose caller already gave up is
 //!   not written.
 //! - [`AuditLog::counters`] gives appended / failures / checkpoints / batches for metrics.
@@ -64,7 +68,7 @@ pub mod verify;
 pub use error::{Error, Unavailable};
 pub use log::{
     AuditConfig, AuditLog, Counters, FileStorage, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, Recovery,
-    Storage, audit_dir,
+    Storage, Submitted, audit_dir,
 };
 pub use note::{Checkpoint, NoteSigner, PrevCheckpoint, TlogProof, VerifierKey};
 pub use record::{AuditKey, Principal, Record, Stage};

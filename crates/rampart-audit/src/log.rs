@@ -197,7 +197,8 @@ type Ack = oneshot::Sender<Result<u64, Error>>;
 
 #[derive(Debug)]
 enum Msg {
-    Append(Box<Record>, Ack),
+    /// A record, and whether it is deferred (written without a flush of its own).
+    Append(Box<Record>, Ack, bool),
     Tick,
     Shutdown(oneshot::Sender<()>),
 }
@@ -271,6 +272,7 @@ impl AuditLog {
             checkpoint_size: state.recovery.checkpoint_size,
             prev: state.prev,
             last_checkpoint: Instant::now(),
+            unflushed: Vec::new(),
             shared: shared.clone(),
             config: config.clone(),
         };
@@ -327,14 +329,46 @@ impl AuditLog {
     /// # Errors
     /// See above.
     pub async fn append(&self, record: Record) -> Result<u64, Error> {
-        let r = self.append_inner(record).await;
+        match self.submit(record, false).await {
+            Ok(submitted) => submitted.durable().await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `record` ahead of work nobody can observe yet, without paying for its own
+    /// `fdatasync`: the writer gives it its index and time in arrival order and writes it at once,
+    /// but it becomes durable only with the next record appended normally (or at the next
+    /// checkpoint tick, within [`AuditConfig::checkpoint_interval`], if none comes). The caller
+    /// does the work, appends its next record with [`AuditLog::append`], then waits for this one
+    /// with [`Submitted::durable`] (immediate by then). No checkpoint covers a record before it is
+    /// durable. Fails at once, as `append` does, if the log is poisoned, stalled or shut down; the
+    /// timeout runs from this call.
+    ///
+    /// The server uses it for the `received` record of a private upload-session step, saving one
+    /// `fdatasync` per step. Dropping the [`Submitted`] before the writer reaches the record
+    /// withdraws it (as for a caller that timed out).
+    ///
+    /// # Errors
+    /// As [`AuditLog::append`].
+    pub async fn defer(&self, record: Record) -> Result<Submitted, Error> {
+        self.submit(record, true).await
+    }
+
+    async fn submit(&self, record: Record, deferred: bool) -> Result<Submitted, Error> {
+        let deadline = tokio::time::Instant::now() + self.inner.config.timeout;
+        let r = self.submit_inner(record, deferred, deadline).await;
         if matches!(r, Err(Error::Unavailable(_))) {
             self.inner.shared.failures.fetch_add(1, Ordering::Relaxed);
         }
         r
     }
 
-    async fn append_inner(&self, record: Record) -> Result<u64, Error> {
+    async fn submit_inner(
+        &self,
+        record: Record,
+        deferred: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Submitted, Error> {
         let shared = &self.inner.shared;
         if shared.poisoned.load(Ordering::SeqCst) {
             return Err(Error::Unavailable(Unavailable::Poisoned));
@@ -346,17 +380,17 @@ impl AuditLog {
             return Err(Error::Unavailable(Unavailable::Stalled));
         }
         let (ack, done) = oneshot::channel();
-        let wait = async {
-            self.inner
-                .tx
-                .send(Msg::Append(Box::new(record), ack))
-                .await
-                .map_err(|_| Error::Unavailable(Unavailable::Closed))?;
-            done.await
-                .map_err(|_| Error::Unavailable(Unavailable::Closed))?
-        };
-        match tokio::time::timeout(self.inner.config.timeout, wait).await {
-            Ok(r) => r,
+        let send = self
+            .inner
+            .tx
+            .send(Msg::Append(Box::new(record), ack, deferred));
+        match tokio::time::timeout_at(deadline, send).await {
+            Ok(Ok(())) => Ok(Submitted {
+                log: self.clone(),
+                done,
+                deadline,
+            }),
+            Ok(Err(_)) => Err(Error::Unavailable(Unavailable::Closed)),
             Err(_) => Err(Error::Unavailable(Unavailable::Timeout)),
         }
     }
@@ -429,6 +463,38 @@ impl AuditLog {
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
+    }
+}
+
+/// A record handed to the writer by [`AuditLog::defer`], not yet known to be durable.
+#[derive(Debug)]
+#[must_use = "a submitted record is durable only once `durable()` says so"]
+pub struct Submitted {
+    log: AuditLog,
+    done: oneshot::Receiver<Result<u64, Error>>,
+    deadline: tokio::time::Instant,
+}
+
+impl Submitted {
+    /// Waits until the record is durable (written and `fdatasync`ed) and returns its index; fails
+    /// closed as [`AuditLog::append`] does, by the deadline set when the record was submitted.
+    ///
+    /// # Errors
+    /// As [`AuditLog::append`].
+    pub async fn durable(self) -> Result<u64, Error> {
+        let r = match tokio::time::timeout_at(self.deadline, self.done).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Unavailable(Unavailable::Closed)),
+            Err(_) => Err(Error::Unavailable(Unavailable::Timeout)),
+        };
+        if matches!(r, Err(Error::Unavailable(_))) {
+            self.log
+                .inner
+                .shared
+                .failures
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        r
     }
 }
 
@@ -626,6 +692,8 @@ struct Writer {
     /// The link to the last checkpoint written (`None` before a log's first).
     prev: Option<PrevCheckpoint>,
     last_checkpoint: Instant,
+    /// Deferred records written to the segment but not yet flushed (no index in the tree yet).
+    unflushed: Vec<Pending>,
     shared: Arc<Shared>,
     config: AuditConfig,
 }
@@ -633,6 +701,7 @@ struct Writer {
 struct Pending {
     line: String,
     ack: Ack,
+    deferred: bool,
 }
 
 impl Writer {
@@ -645,7 +714,9 @@ impl Writer {
             let mut msg = Some(first);
             while let Some(m) = msg.take() {
                 match m {
-                    Msg::Append(rec, ack) => self.stage(*rec, ack, &mut batch, &mut bytes),
+                    Msg::Append(rec, ack, deferred) => {
+                        self.stage(*rec, ack, deferred, &mut batch, &mut bytes);
+                    }
                     Msg::Tick => tick = true,
                     Msg::Shutdown(done) => {
                         stop = Some(done);
@@ -657,15 +728,22 @@ impl Writer {
                 }
                 msg = rx.try_recv().ok();
             }
-            if !batch.is_empty() {
-                self.commit(batch);
-            }
             // The first records of a log are signed at once (a log never holds records without
             // any checkpoint for longer than one batch); after that, at most once per interval.
-            if tick
+            let checkpoint_due = tick
                 || self.checkpoint_size == 0
-                || self.last_checkpoint.elapsed() >= self.config.checkpoint_interval
-            {
+                || self.last_checkpoint.elapsed() >= self.config.checkpoint_interval;
+            // A batch of deferred records only is written, not flushed: the next ordinary record,
+            // a due checkpoint (so a checkpoint follows every record written), shutdown, or too
+            // many waiting records flush it.
+            let flush = checkpoint_due
+                || stop.is_some()
+                || batch.iter().any(|p| !p.deferred)
+                || self.unflushed.len() + batch.len() >= MAX_BATCH_RECORDS;
+            if !batch.is_empty() || (flush && !self.unflushed.is_empty()) {
+                self.commit(batch, flush);
+            }
+            if checkpoint_due {
                 self.checkpoint();
             }
             if stop.is_some() {
@@ -677,7 +755,7 @@ impl Writer {
         rx.close();
         while let Ok(m) = rx.try_recv() {
             match m {
-                Msg::Append(_, ack) => {
+                Msg::Append(_, ack, _) => {
                     let _ = ack.send(Err(Error::Unavailable(Unavailable::Closed)));
                 }
                 Msg::Shutdown(done) => {
@@ -686,6 +764,9 @@ impl Writer {
                 Msg::Tick => {}
             }
         }
+        if !self.unflushed.is_empty() {
+            self.commit(Vec::new(), true);
+        }
         self.checkpoint();
         if let Some(done) = stop {
             let _ = done.send(());
@@ -693,7 +774,14 @@ impl Writer {
     }
 
     /// Serialises a record into the batch, assigning its index and time.
-    fn stage(&mut self, mut rec: Record, ack: Ack, batch: &mut Vec<Pending>, bytes: &mut usize) {
+    fn stage(
+        &mut self,
+        mut rec: Record,
+        ack: Ack,
+        deferred: bool,
+        batch: &mut Vec<Pending>,
+        bytes: &mut usize,
+    ) {
         if self.shared.poisoned.load(Ordering::SeqCst) {
             let _ = ack.send(Err(Error::Unavailable(Unavailable::Poisoned)));
             return;
@@ -703,14 +791,18 @@ impl Writer {
             return;
         }
         let t = now_ms().max(self.last_time);
-        rec.seq = self.frontier.size() + batch.len() as u64;
+        rec.seq = self.frontier.size() + (self.unflushed.len() + batch.len()) as u64;
         rec.time = format_time_ms(t);
         match rec.to_line() {
             Ok(mut line) => {
                 self.last_time = t;
                 line.push('\n');
                 *bytes += line.len();
-                batch.push(Pending { line, ack });
+                batch.push(Pending {
+                    line,
+                    ack,
+                    deferred,
+                });
             }
             Err(e) => {
                 let _ = ack.send(Err(e));
@@ -722,7 +814,9 @@ impl Writer {
         self.shared.poisoned.store(true, Ordering::SeqCst);
     }
 
-    fn commit(&mut self, batch: Vec<Pending>) {
+    /// Writes `batch` after the records already waiting for a flush; with `flush`, `fdatasync`s
+    /// and acknowledges them all. Any error poisons the log and fails every waiting record.
+    fn commit(&mut self, batch: Vec<Pending>, flush: bool) {
         let mut buf = Vec::with_capacity(batch.iter().map(|p| p.line.len()).sum());
         for p in &batch {
             buf.extend_from_slice(p.line.as_bytes());
@@ -731,23 +825,35 @@ impl Writer {
             .busy_since
             .store(now_ms().max(1), Ordering::SeqCst);
         let mut result = Ok(());
-        if self.segment_bytes > 0
+        if !buf.is_empty()
+            && self.segment_bytes > 0
             && self.segment_bytes + buf.len() as u64 > self.config.segment_max_bytes
         {
-            result = self.storage.rotate(self.segment + 1);
+            // Records still waiting for a flush are in the old segment: flush them first.
+            if !self.unflushed.is_empty() {
+                result = self.storage.sync_segment();
+                if result.is_ok() {
+                    let done = std::mem::take(&mut self.unflushed);
+                    self.acknowledge(done);
+                }
+            }
+            result = result.and_then(|()| self.storage.rotate(self.segment + 1));
             if result.is_ok() {
                 self.segment += 1;
                 self.segment_bytes = 0;
             }
         }
-        let result = result
-            .and_then(|()| self.storage.append_segment(&buf))
-            .and_then(|()| self.storage.sync_segment());
+        if result.is_ok() && !buf.is_empty() {
+            result = self.storage.append_segment(&buf);
+        }
+        if result.is_ok() && flush {
+            result = self.storage.sync_segment();
+        }
         self.shared.busy_since.store(0, Ordering::SeqCst);
         if result.is_err() {
             // Never retry: the kernel may have dropped the dirty pages (fsyncgate).
             self.poison();
-            for p in batch {
+            for p in std::mem::take(&mut self.unflushed).into_iter().chain(batch) {
                 let _ = p
                     .ack
                     .send(Err(Error::Unavailable(Unavailable::WriteFailed)));
@@ -755,31 +861,42 @@ impl Writer {
             return;
         }
         self.segment_bytes += buf.len() as u64;
+        self.unflushed.extend(batch);
+        if flush {
+            let done = std::mem::take(&mut self.unflushed);
+            self.acknowledge(done);
+        }
+    }
+
+    /// Enters flushed records in the tree and the hash file, and acknowledges them.
+    fn acknowledge(&mut self, done: Vec<Pending>) {
+        if done.is_empty() {
+            return;
+        }
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
         let first = self.frontier.size();
-        let mut stored = Vec::with_capacity(batch.len() * 2);
-        for p in &batch {
+        let mut stored = Vec::with_capacity(done.len() * 2);
+        for p in &done {
             let line = p.line.as_bytes();
             let line = line.strip_suffix(b"\n").unwrap_or(line);
             self.frontier
                 .append_to(crate::merkle::leaf_hash(line), &mut stored);
         }
-        let mut hb = Vec::with_capacity(stored.len() * 32);
-        for h in &stored {
-            hb.extend_from_slice(h);
-        }
-        let hashes_ok = self.storage.append_hashes(&hb).is_ok();
         self.shared
             .size
             .store(self.frontier.size(), Ordering::SeqCst);
         self.shared
             .appended
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        // The records are durable: acknowledge them even if the (rebuildable) hash write failed.
-        for (i, p) in batch.into_iter().enumerate() {
+            .fetch_add(done.len() as u64, Ordering::Relaxed);
+        // The records are durable: acknowledge them first; the (rebuildable) hash file after.
+        for (i, p) in done.into_iter().enumerate() {
             let _ = p.ack.send(Ok(first + i as u64));
         }
-        if !hashes_ok {
+        let mut hb = Vec::with_capacity(stored.len() * 32);
+        for h in &stored {
+            hb.extend_from_slice(h);
+        }
+        if self.storage.append_hashes(&hb).is_err() {
             self.poison();
         }
     }

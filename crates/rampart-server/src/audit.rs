@@ -3,7 +3,14 @@
 //! The [`record`] middleware sits inside authentication and rate limiting, so it sees the caller
 //! ([`Identity`]) and records refusals too. For a request that may change state (any method but
 //! `GET`/`HEAD`/`OPTIONS`) by an authenticated caller it appends a `received` record *before* the
-//! handler runs: if that fails, the handler never runs. After the handler it appends a `completed` record with the status,
+//! handler runs: if that fails, the handler never runs. One exception, for throughput: a step of a
+//! blob upload session that nobody else can observe (opening a session, sending a chunk) writes
+//! its `received` record before the handler runs, so the record precedes the step in the log, but
+//! flushes it together with the `completed` record ([`rampart_audit::AuditLog::defer`]): one
+//! `fdatasync` per step instead of two; the response still waits for both records. A crash or log
+//! failure in between can leave only session state private to that client, which nobody else can
+//! read and which expiry purges unless the client resumes it (with recorded requests).
+//! After the handler it appends a `completed` record with the status,
 //! decision and rule, and only then releases the response: a response body (a blob, a manifest) is
 //! not polled before its record is durable, so no byte of a model is served unrecorded. Any append
 //! that fails or times out turns the response into `503 UNAVAILABLE` (fail closed, like Vault);
@@ -40,9 +47,28 @@ struct Subject {
     repository: Option<String>,
     reference: Option<String>,
     digest: Option<String>,
+    /// A step of a blob upload session that changes nothing anyone else can observe: `POST
+    /// …/blobs/uploads/` that only opens a session (no `digest`, no `mount`) and `PATCH` of a
+    /// chunk. Its `received` record is flushed with its `completed` one (see [`record`]).
+    private_step: bool,
 }
 
-fn classify(method: &Method, path: &str) -> Subject {
+/// Whether the request only opens or feeds an upload session: its effects stay in a session that
+/// only this client can name, nothing links or publishes a blob, and an unfinished session is
+/// purged. A `POST` with `digest` (monolithic upload) or `mount` (cross-repository mount) publishes
+/// a blob, so it is not private.
+fn is_private_upload_step(method: &Method, route: &Route, query: Option<&str>) -> bool {
+    match (route, method) {
+        (Route::Upload(..), &Method::PATCH) => true,
+        (Route::UploadStart(_), &Method::POST) => !query.unwrap_or("").split('&').any(|kv| {
+            let key = kv.split('=').next().unwrap_or("");
+            key.eq_ignore_ascii_case("digest") || key.eq_ignore_ascii_case("mount")
+        }),
+        _ => false,
+    }
+}
+
+fn classify(method: &Method, path: &str, query: Option<&str>) -> Subject {
     let m = method.as_str().to_ascii_lowercase();
     if path == "/v2" || path == "/v2/" {
         return Subject {
@@ -88,6 +114,7 @@ fn classify(method: &Method, path: &str) -> Subject {
     };
     match parse_route(rest) {
         Some(Ok(route)) => {
+            let private_step = is_private_upload_step(method, &route, query);
             let (action, repo, last) = match route {
                 Route::Blob(r, d) => (
                     match *method {
@@ -117,6 +144,7 @@ fn classify(method: &Method, path: &str) -> Subject {
                 repository: Some(repo.as_str().to_owned()),
                 reference,
                 digest,
+                private_step,
             }
         }
         // A hostile or malformed name is recorded as such, never echoed.
@@ -267,7 +295,7 @@ pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next:
     let start = Instant::now();
     let audit_id = new_audit_id();
     let method = req.method().clone();
-    let subject = classify(&method, path);
+    let subject = classify(&method, path, req.uri().query());
     let identity = req.extensions().get::<Identity>().cloned();
     let source_ip = req
         .extensions()
@@ -296,11 +324,23 @@ pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next:
     // per request, not two.
     let may_change =
         changes_state && !matches!(identity, Some(Identity::Anonymous | Identity::Invalid));
+    // The `received` record is durable before the handler runs, so no change happens unrecorded,
+    // except for a private upload-session step (see `is_private_upload_step`): its record is
+    // written before the step runs (so it precedes the step in the log) but flushed together with
+    // the `completed` record, saving an `fdatasync`; the response still waits for both.
+    let mut deferred_received = None;
     if may_change {
         let mut received = base.clone();
         received.stage = Stage::Received;
         received.bytes = request_bytes;
-        if let Err(e) = log.append(received).await {
+        let r = if subject.private_step {
+            log.defer(received)
+                .await
+                .map(|s| deferred_received = Some(s))
+        } else {
+            log.append(received).await.map(drop)
+        };
+        if let Err(e) = r {
             return unavailable(&audit_id, &e);
         }
     }
@@ -329,6 +369,13 @@ pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next:
         // The body was never polled: nothing of it has been sent.
         return unavailable(&audit_id, &e);
     }
+    if let Some(received) = deferred_received
+        && let Err(e) = received.durable().await
+    {
+        // Flushed with the `completed` record, so this is not expected; if it happens, the step's
+        // effect stays in session state private to this client (see the module docs).
+        return unavailable(&audit_id, &e);
+    }
     if let Ok(v) = HeaderValue::from_str(&audit_id) {
         resp.headers_mut().insert(AUDIT_ID_HEADER, v);
     }
@@ -340,26 +387,57 @@ mod tests {
     use super::*;
     use base64ct::Encoding as _;
 
+    fn classify_t(method: &Method, path: &str) -> Subject {
+        let (path, query) = path
+            .split_once('?')
+            .map_or((path, None), |(p, q)| (p, Some(q)));
+        classify(method, path, query)
+    }
+
+    #[test]
+    fn only_session_steps_are_private() {
+        let private = |m: &Method, p: &str| classify_t(m, p).private_step;
+        assert!(private(&Method::POST, "/v2/a/m/blobs/uploads/"));
+        assert!(private(&Method::POST, "/v2/a/m/blobs/uploads/?foo=1"));
+        assert!(private(&Method::PATCH, "/v2/a/m/blobs/uploads/abc"));
+        assert!(!private(
+            &Method::POST,
+            "/v2/a/m/blobs/uploads/?digest=sha256:00"
+        ));
+        assert!(!private(
+            &Method::POST,
+            "/v2/a/m/blobs/uploads/?x=1&Mount=sha256:00"
+        ));
+        assert!(!private(
+            &Method::PUT,
+            "/v2/a/m/blobs/uploads/abc?digest=sha256:00"
+        ));
+        assert!(!private(&Method::DELETE, "/v2/a/m/blobs/uploads/abc"));
+        assert!(!private(&Method::PUT, "/v2/a/m/manifests/v1"));
+        assert!(!private(&Method::DELETE, "/v2/a/m/blobs/sha256:00"));
+        assert!(!private(&Method::POST, "/api/v1/tokens"));
+    }
+
     #[test]
     fn classifies_registry_routes() {
-        let s = classify(&Method::GET, "/v2/acme/m/blobs/sha256:abc");
+        let s = classify_t(&Method::GET, "/v2/acme/m/blobs/sha256:abc");
         assert_eq!(s.action, "blob.pull");
         assert_eq!(s.repository.as_deref(), Some("acme/m"));
         assert_eq!(s.digest.as_deref(), Some("sha256:abc"));
-        let s = classify(&Method::PUT, "/v2/acme/m/manifests/v1");
+        let s = classify_t(&Method::PUT, "/v2/acme/m/manifests/v1");
         assert_eq!(s.action, "manifest.push");
         assert_eq!(s.reference.as_deref(), Some("v1"));
         assert_eq!(
-            classify(&Method::PATCH, "/v2/a/blobs/uploads/xyz").action,
+            classify_t(&Method::PATCH, "/v2/a/blobs/uploads/xyz").action,
             "blob.push"
         );
         assert_eq!(
-            classify(&Method::GET, "/v2/..%2f/blobs/x").action,
+            classify_t(&Method::GET, "/v2/..%2f/blobs/x").action,
             "registry.invalid-name"
         );
-        assert_eq!(classify(&Method::GET, "/token").action, "token.issue");
+        assert_eq!(classify_t(&Method::GET, "/token").action, "token.issue");
         assert_eq!(
-            classify(&Method::POST, "/api/v1/tokens").action,
+            classify_t(&Method::POST, "/api/v1/tokens").action,
             "admin.tokens.post"
         );
     }
@@ -371,7 +449,7 @@ mod tests {
         assert!(cut.len() <= MAX_SUBJECT_TEXT + '…'.len_utf8());
         assert!(cut.ends_with('…'));
         assert_eq!(bounded(Some("v1".into())).as_deref(), Some("v1"));
-        let s = classify(
+        let s = classify_t(
             &Method::GET,
             &format!("/v2/a/manifests/{}", "x".repeat(5000)),
         );

@@ -414,7 +414,7 @@ async fn a_failing_or_stalling_log_fails_requests_closed() {
             let start = Instant::now();
             let stalled_before =
                 matches!(fault, Fault::Stall(_)) && countdown.load(Ordering::SeqCst) <= 1;
-            let (method, resp) = match rng.below(3) {
+            let (method, resp) = match rng.below(4) {
                 0 => {
                     let r = send(
                         &app,
@@ -430,6 +430,32 @@ async fn a_failing_or_stalling_log_fails_requests_closed() {
                     let n = rng.next();
                     let r = push_blob(&app, &token, "acme/m", format!("blob {n}").as_bytes()).await;
                     ("push", r)
+                }
+                2 => {
+                    // An upload-session step, whose `received` record is deferred: opening a
+                    // session, or sending a chunk to a session opened just before.
+                    let open = send(
+                        &app,
+                        Method::POST,
+                        "/v2/acme/m/blobs/uploads/",
+                        Some(&token),
+                        vec![],
+                    )
+                    .await;
+                    if open.status() == StatusCode::ACCEPTED && rng.below(2) == 0 {
+                        let location = open.headers()["location"].to_str().unwrap().to_owned();
+                        let r = send(
+                            &app,
+                            Method::PATCH,
+                            &location,
+                            Some(&token),
+                            format!("chunk {}", rng.next()).into_bytes(),
+                        )
+                        .await;
+                        ("session", r)
+                    } else {
+                        ("session", open)
+                    }
                 }
                 _ => {
                     let r = send(
@@ -501,7 +527,7 @@ async fn a_failing_or_stalling_log_fails_requests_closed() {
                 .find(|r| r.stage == Stage::Completed)
                 .unwrap_or_else(|| panic!("no completed record for {o:?}"));
             assert_eq!(done.status, Some(o.status.as_u16()));
-            if o.method == "push" {
+            if o.method == "push" || o.method == "session" {
                 assert!(
                     rs.iter()
                         .any(|r| r.stage == Stage::Received && r.seq < done.seq),
@@ -521,6 +547,18 @@ async fn a_failing_or_stalling_log_fails_requests_closed() {
     assert!(
         ok > 100 && refused > 50,
         "ok {ok}, refused {refused} (seed {seed})"
+    );
+    let session = |ok: bool| {
+        outcomes
+            .iter()
+            .filter(|o| o.method == "session" && o.status.is_success() == ok)
+            .count()
+    };
+    assert!(
+        session(true) > 20 && session(false) > 5,
+        "session steps: {} ok, {} refused (seed {seed})",
+        session(true),
+        session(false)
     );
     let stalls = outcomes.iter().filter(|o| o.stalled).count();
     eprintln!("ok {ok}, refused {refused}, requests after a stall began {stalls}");

@@ -6,6 +6,7 @@
 
 mod corpus;
 mod crash;
+mod deferred;
 mod fault;
 mod mirror;
 mod oracle;
