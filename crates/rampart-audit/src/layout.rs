@@ -223,14 +223,32 @@ pub(crate) fn create_dirs(layout: &Layout) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads a secret key file, refusing one readable by group or others.
+/// Reads a secret key file, refusing one readable by group or others, a symbolic link (the key
+/// must be the file in the audit directory, not whatever a link points at) and anything but a
+/// regular file.
 fn read_secret(path: &Path) -> Result<Option<String>, Error> {
-    let mut f = match File::open(path) {
+    let key_error = |reason: &str| Error::Key {
+        path: path.to_path_buf(),
+        reason: reason.to_owned(),
+    };
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(key_error(
+                "is a symbolic link; the key must be a regular file",
+            ));
+        }
         Err(e) => return Err(Error::io(path, e)),
     };
     let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(key_error("is not a regular file"));
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(Error::Key {
             path: path.to_path_buf(),
@@ -567,5 +585,22 @@ mod secret_tests {
         // An existing key is never replaced.
         assert!(write_secret(&path, "second\n").is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\n");
+    }
+
+    #[test]
+    fn a_key_that_is_a_link_or_not_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere");
+        write_secret(&real, "secret\n").unwrap();
+        let link = dir.path().join("hmac-key");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = read_secret(&link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        let d = dir.path().join("signing-key");
+        std::fs::create_dir(&d).unwrap();
+        let e = read_secret(&d).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert_eq!(read_secret(&real).unwrap().as_deref(), Some("secret\n"));
+        assert_eq!(read_secret(&dir.path().join("absent")).unwrap(), None);
     }
 }

@@ -212,9 +212,17 @@ impl Server {
             }
             _ => (authority, None),
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let (host, bracketed) = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(inner) => (inner, true),
+            None => (host, false),
+        };
         if host.is_empty() || port == Some("") {
             bail!("{url}: expected http(s)://HOST:PORT");
+        }
+        if host.contains(':') != bracketed || host.contains(['[', ']']) {
+            bail!(
+                "{url}: an IPv6 address goes in brackets, and only one does: http(s)://[ADDR]:PORT"
+            );
         }
         let loopback =
             host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -468,6 +476,15 @@ mod tests {
         );
         let s = Server::parse("http://[::1]:9", None).unwrap();
         assert_eq!(s.authority, "[::1]:9");
+        for bad in [
+            "http://::1:9",
+            "http://::1",
+            "http://[::1",
+            "http://[localhost]:9",
+            "http://[[::1]]:9",
+        ] {
+            assert!(Server::parse(bad, None).is_err(), "{bad}");
+        }
         for bad in [
             "https://127.0.0.1:5050",
             "http://registry.example.com:5050",

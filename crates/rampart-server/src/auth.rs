@@ -55,6 +55,37 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Reads a small private file (at most `max` bytes) and its mode, through one descriptor: refuses a
+/// symbolic link (`ELOOP`, reported as `InvalidData`) and anything but a regular file, so the key
+/// read is the file in the data directory, not whatever a link points at.
+pub fn read_private(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, u32)> {
+    use std::io::Read as _;
+    let invalid = |what: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} {what}", path.display()),
+        )
+    };
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(invalid("is a symbolic link; it must be a regular file"));
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(invalid("is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.take(max + 1).read_to_end(&mut bytes)?;
+    Ok((bytes, meta.permissions().mode()))
+}
+
 /// Writes `bytes` to a new file readable only by its owner; fails if the file exists. Atomic: the
 /// bytes are written and synced under a temporary name, then hard-linked into place, so a crash never
 /// leaves an empty or partial key behind (which would stop the next start).
@@ -90,12 +121,8 @@ impl TokenKey {
     /// Loads the key from `path`, creating it (mode 0600) if missing. Refuses a key file that group or
     /// others can read.
     pub fn load_or_create(path: &Path) -> Result<Self, Error> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let mode = std::fs::metadata(path)
-                    .map_err(|e| Error::Internal(format!("token key: {e}")))?
-                    .permissions()
-                    .mode();
+        match read_private(path, 32) {
+            Ok((bytes, mode)) => {
                 if mode & 0o077 != 0 {
                     return Err(Error::Internal(format!(
                         "{} is accessible to group or others (mode {:o}); chmod 600 it",
@@ -438,6 +465,27 @@ mod tests {
         );
         assert!(write_private(&path, b"other").is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"key");
+    }
+
+    #[test]
+    fn a_token_key_must_be_a_private_regular_file_not_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere");
+        write_private(&real, &[7; 32]).unwrap();
+        let link = dir.path().join("token-key");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = TokenKey::load_or_create(&link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        // A directory (or FIFO, device) in its place is refused too, without blocking.
+        let d = dir.path().join("dir-key");
+        std::fs::create_dir(&d).unwrap();
+        assert!(TokenKey::load_or_create(&d).is_err());
+        // The regular file itself loads; a longer one is refused without reading it whole.
+        assert!(TokenKey::load_or_create(&real).is_ok());
+        let big = dir.path().join("big-key");
+        write_private(&big, &[1; 4096]).unwrap();
+        let e = TokenKey::load_or_create(&big).unwrap_err().to_string();
+        assert!(e.contains("not 32 bytes"), "{e}");
     }
 
     #[test]
