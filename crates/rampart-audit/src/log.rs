@@ -464,6 +464,16 @@ impl AuditLog {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
     }
+
+    /// [`AuditLog::shutdown`], waiting at most `limit`: a writer stuck in a write or `fdatasync`
+    /// (a hung disk) must not keep a stopping server alive forever. Returns whether the writer
+    /// stopped; if not, appends are refused from now on and the final checkpoint may be missing
+    /// (the next open recovers and signs one).
+    pub async fn shutdown_within(&self, limit: Duration) -> bool {
+        let stopped = tokio::time::timeout(limit, self.shutdown()).await.is_ok();
+        self.inner.shared.closed.store(true, Ordering::SeqCst);
+        stopped
+    }
 }
 
 /// A record handed to the writer by [`AuditLog::defer`], not yet known to be durable.

@@ -11,6 +11,9 @@ use rampart_server::listen::ServeOptions;
 use crate::config::{ConfigArgs, LogFormat};
 use crate::output;
 
+/// How long a stopping server waits for the audit log's final checkpoint.
+const AUDIT_STOP_LIMIT: Duration = Duration::from_secs(10);
+
 /// Arguments of `rampart serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -62,6 +65,45 @@ fn plaintext_exposed(
     Ok(true)
 }
 
+/// Whether `token.public_url` sends clients' credentials to the token endpoint in clear text off
+/// this host (then the server warns); an error when that was not explicitly allowed, and always
+/// when the server itself serves TLS (an `http://` realm there is a mistake that would downgrade
+/// every client's login).
+fn realm_in_clear(
+    public_url: Option<&str>,
+    tls: bool,
+    allow_plaintext: bool,
+) -> anyhow::Result<bool> {
+    let Some(rest) = public_url.and_then(|u| u.strip_prefix("http://")) else {
+        return Ok(false);
+    };
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.split([':', '/']).next().unwrap_or(""),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if tls {
+        bail!(
+            "token.public_url {rest:?} is http:// but this server serves TLS: clients would send \
+             their credentials to the token endpoint in clear text. Use https://"
+        );
+    }
+    if loopback {
+        return Ok(false);
+    }
+    if !allow_plaintext {
+        bail!(
+            "token.public_url http://{rest} sends clients' credentials to the token endpoint in \
+             clear text. Use https:// (e.g. the TLS proxy in front of Rampart), or allow it with \
+             --allow-plaintext"
+        );
+    }
+    Ok(true)
+}
+
 pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
     let tls = match &config.tls {
@@ -72,6 +114,17 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         output::info(&format!(
             "warning: listening on {} WITHOUT TLS (--allow-plaintext): tokens cross the network in clear text",
             config.listen
+        ));
+    }
+    if realm_in_clear(
+        config.public_url.as_deref(),
+        tls.is_some(),
+        config.allow_plaintext,
+    )? {
+        output::info(&format!(
+            "warning: token.public_url {} is plain http (--allow-plaintext): clients send their \
+             credentials to it in clear text",
+            config.public_url.as_deref().unwrap_or_default()
         ));
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
@@ -151,9 +204,22 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("serving")?;
         maintenance.abort();
-        // Last: the final checkpoint covers every request served.
-        opened.audit.shutdown().await;
+        // Last: the final checkpoint covers every request served. A writer stuck on a hung disk
+        // does not keep the process alive: the next start recovers and signs the checkpoint.
+        let stopped = opened.audit.shutdown_within(AUDIT_STOP_LIMIT).await;
         opened.sqlite.close().await;
+        if !stopped {
+            tracing::error!(
+                limit_s = AUDIT_STOP_LIMIT.as_secs(),
+                "the audit log's writer did not stop in time (stuck write or fsync); \
+                 its final checkpoint may be missing until the next start"
+            );
+            output::info(&format!(
+                "rampart: the audit log did not stop within {} s; exiting anyway",
+                AUDIT_STOP_LIMIT.as_secs()
+            ));
+            return Ok(ExitCode::FAILURE);
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -161,6 +227,43 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_http_realm_needs_loopback_or_an_opt_in_and_never_goes_with_tls() {
+        assert!(!realm_in_clear(None, true, false).unwrap());
+        assert!(!realm_in_clear(Some("https://reg.example"), false, false).unwrap());
+        assert!(!realm_in_clear(Some("https://reg.example"), true, false).unwrap());
+        for local in [
+            "http://localhost:5050",
+            "http://127.0.0.1",
+            "http://[::1]:9",
+        ] {
+            assert!(
+                !realm_in_clear(Some(local), false, false).unwrap(),
+                "{local}"
+            );
+            // TLS on the listener and a plain realm: always refused, even to loopback.
+            assert!(realm_in_clear(Some(local), true, true).is_err(), "{local}");
+        }
+        for remote in [
+            "http://reg.example",
+            "http://10.0.0.1:80",
+            "http://[2001:db8::1]",
+        ] {
+            let e = realm_in_clear(Some(remote), false, false)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("clear text"), "{e}");
+            assert!(
+                realm_in_clear(Some(remote), false, true).unwrap(),
+                "{remote}"
+            );
+            assert!(
+                realm_in_clear(Some(remote), true, true).is_err(),
+                "{remote}"
+            );
+        }
+    }
 
     #[test]
     fn non_loopback_needs_tls_or_an_explicit_plaintext_opt_in() {

@@ -321,3 +321,49 @@ async fn a_stalled_sink_yields_unavailable_within_the_timeout() {
         Err(Error::Unavailable(Unavailable::Closed))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_within_gives_up_on_a_hung_writer() {
+    #[derive(Debug)]
+    struct Hang(FileStorage);
+    impl Storage for Hang {
+        fn append_segment(&mut self, b: &[u8]) -> io::Result<()> {
+            std::thread::sleep(Duration::from_secs(3));
+            self.0.append_segment(b)
+        }
+        fn sync_segment(&mut self) -> io::Result<()> {
+            self.0.sync_segment()
+        }
+        fn rotate(&mut self, n: u32) -> io::Result<()> {
+            self.0.rotate(n)
+        }
+        fn append_hashes(&mut self, b: &[u8]) -> io::Result<()> {
+            self.0.append_hashes(b)
+        }
+        fn write_checkpoint(&mut self, n: &[u8]) -> io::Result<()> {
+            self.0.write_checkpoint(n)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open_with_storage(dir.path(), cfg(), |fs| Box::new(Hang(fs))).unwrap();
+    assert!(log.append(sample_record(0)).await.is_err());
+    let start = Instant::now();
+    assert!(!log.shutdown_within(Duration::from_millis(200)).await);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(
+        log.append(sample_record(1)).await,
+        Err(Error::Unavailable(
+            Unavailable::Closed | Unavailable::Stalled
+        ))
+    ));
+    // A healthy log stops well within the limit.
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), cfg()).unwrap();
+    log.append(sample_record(0)).await.unwrap();
+    assert!(log.shutdown_within(Duration::from_secs(5)).await);
+    assert!(verify(dir.path(), None, None).unwrap().ok());
+}
