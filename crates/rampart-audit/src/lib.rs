@@ -41,12 +41,12 @@
 //!   acknowledge within [`AuditConfig::timeout`] (default 2 s), when a write has been stalled longer
 //!   than that, after any write or fsync error (the log is then *poisoned* until reopened: fsync is
 //!   never retried), or after shutdown. Every such failure must become a 503.
-//! - [`AuditLog::submit`] is `append` in two halves: the record is handed to the writer (which
-//!   gives it its index and time in arrival order) and [`Submitted::durable`] later waits for its
-//!   `fdatasync`, so that work nobody can observe yet overlaps the write. Records are committed in
-//!   the order they were submitted.
-//! - The log assigns `seq` (the leaf index) and `time`; an append whose caller already gave up is
-//!   not written.
+//! - [`AuditLog::defer`] queues a record (the writer gives it its index and time in arrival order)
+//!   that is flushed with the next ordinary record, a checkpoint tick or shutdown, never on its
+//!   own; [`Submitted::durable`] waits for that. For work nobody can observe yet: it saves one
+//!   `fdatasync`. A deferred record is written even if its caller is gone.
+//! - The log assigns `seq` (the leaf index) and `time`; an `append` whose caller already gave up
+//!   is not written.
 //! - [`AuditLog::counters`] gives appended / failures / checkpoints / batches for metrics.
 //! - Secrets never go in a record in clear: use [`AuditKey::hash_secret`] (HMAC-SHA256 under the
 //!   separate audit key, whose id goes in `principal.key_id`).

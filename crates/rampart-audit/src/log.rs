@@ -335,7 +335,7 @@ impl AuditLog {
         }
     }
 
-    /// Writes `record` ahead of work nobody can observe yet, without paying for its own
+    /// Queues `record` ahead of work nobody can observe yet, without paying for its own
     /// `fdatasync`: the writer gives it its index and time in arrival order and writes it at once,
     /// but it becomes durable only with the next record appended normally (or at the next
     /// checkpoint tick, within [`AuditConfig::checkpoint_interval`], if none comes). The caller
@@ -345,8 +345,8 @@ impl AuditLog {
     /// timeout runs from this call.
     ///
     /// The server uses it for the `received` record of a private upload-session step, saving one
-    /// `fdatasync` per step. Dropping the [`Submitted`] before the writer reaches the record
-    /// withdraws it (as for a caller that timed out).
+    /// `fdatasync` per step. Unlike an `append` whose caller gave up, a deferred record is written
+    /// even if its [`Submitted`] was dropped: the work it announces may have started.
     ///
     /// # Errors
     /// As [`AuditLog::append`].
@@ -796,8 +796,9 @@ impl Writer {
             let _ = ack.send(Err(Error::Unavailable(Unavailable::Poisoned)));
             return;
         }
-        if ack.is_closed() {
-            // The caller already gave up (timeout): do not log a request that was refused.
+        if ack.is_closed() && !deferred {
+            // The caller already gave up (timeout): do not log a request that was refused. A
+            // deferred record is written all the same: the work it announces may have started.
             return;
         }
         let t = now_ms().max(self.last_time);

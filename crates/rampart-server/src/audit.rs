@@ -4,9 +4,9 @@
 //! ([`Identity`]) and records refusals too. For a request that may change state (any method but
 //! `GET`/`HEAD`/`OPTIONS`) by an authenticated caller it appends a `received` record *before* the
 //! handler runs: if that fails, the handler never runs. One exception, for throughput: a step of a
-//! blob upload session that nobody else can observe (opening a session, sending a chunk) writes
-//! its `received` record before the handler runs, so the record precedes the step in the log, but
-//! flushes it together with the `completed` record ([`rampart_audit::AuditLog::defer`]): one
+//! blob upload session that nobody else can observe (opening a session, sending a chunk) queues
+//! its `received` record before the handler runs, so the record precedes the step's `completed`
+//! one in the log (and is written even if the client disconnects), but flushes it together with the `completed` record ([`rampart_audit::AuditLog::defer`]): one
 //! `fdatasync` per step instead of two; the response still waits for both records. A crash or log
 //! failure in between can leave only session state private to that client, which nobody else can
 //! read and which expiry purges unless the client resumes it (with recorded requests).
@@ -326,7 +326,7 @@ pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next:
         changes_state && !matches!(identity, Some(Identity::Anonymous | Identity::Invalid));
     // The `received` record is durable before the handler runs, so no change happens unrecorded,
     // except for a private upload-session step (see `is_private_upload_step`): its record is
-    // written before the step runs (so it precedes the step in the log) but flushed together with
+    // queued before the step runs (so it precedes the step's `completed` record) but flushed with
     // the `completed` record, saving an `fdatasync`; the response still waits for both.
     let mut deferred_received = None;
     if may_change {

@@ -21,6 +21,7 @@ struct Ordered {
     syncs: Arc<AtomicU64>,
     violated: Arc<AtomicBool>,
     fail_sync: Arc<AtomicBool>,
+    sync_delay_ms: Arc<AtomicU64>,
 }
 
 impl Storage for Ordered {
@@ -34,6 +35,9 @@ impl Storage for Ordered {
         if self.fail_sync.load(Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(5));
         }
+        std::thread::sleep(Duration::from_millis(
+            self.sync_delay_ms.load(Ordering::SeqCst),
+        ));
         self.inner.sync_segment()?;
         self.unsynced.store(0, Ordering::SeqCst);
         self.syncs.fetch_add(1, Ordering::SeqCst);
@@ -65,6 +69,7 @@ struct Probes {
     syncs: Arc<AtomicU64>,
     violated: Arc<AtomicBool>,
     fail_sync: Arc<AtomicBool>,
+    sync_delay_ms: Arc<AtomicU64>,
 }
 
 fn open(dir: &std::path::Path, cfg: AuditConfig, p: &Probes) -> AuditLog {
@@ -76,6 +81,7 @@ fn open(dir: &std::path::Path, cfg: AuditConfig, p: &Probes) -> AuditLog {
             syncs: p.syncs,
             violated: p.violated,
             fail_sync: p.fail_sync,
+            sync_delay_ms: p.sync_delay_ms,
         })
     })
     .unwrap()
@@ -291,4 +297,29 @@ async fn a_rotation_flushes_the_deferred_records_of_the_old_segment() {
     let report = verify(dir.path(), None, None).unwrap();
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!(report.records, 5);
+}
+
+/// A deferred record is written even when its caller is gone (a dropped connection drops the
+/// request's future): the step it announces may already have started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_deferred_record_is_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Probes::default();
+    let log = open(dir.path(), slow_ticks(), &p);
+    log.append(sample_record(0)).await.unwrap();
+    // Keep the writer busy in a flush while the deferred record is queued and dropped.
+    p.sync_delay_ms.store(150, Ordering::SeqCst);
+    let busy = {
+        let log = log.clone();
+        tokio::spawn(async move { log.append(sample_record(1)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    p.sync_delay_ms.store(0, Ordering::SeqCst);
+    drop(log.defer(sample_record(2)).await.unwrap());
+    assert_eq!(busy.await.unwrap().unwrap(), 1);
+    assert_eq!(log.append(sample_record(3)).await.unwrap(), 3);
+    log.shutdown().await;
+    for i in 0..4 {
+        assert_eq!(id_at(dir.path(), i), sample_record(i).audit_id);
+    }
 }
