@@ -104,6 +104,35 @@ fn realm_in_clear(
     Ok(true)
 }
 
+/// Protections the configuration turns off or opens up: each is allowed (an operator may have a
+/// reason) but never silent, so every start says so.
+fn weakened_protections(config: &crate::config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if config.rate.per_principal.per_second == 0 {
+        out.push(
+            "the per-token rate limit is off (rate_limits.per_principal_per_second = 0)".to_owned(),
+        );
+    }
+    if config.rate.per_ip.per_second == 0 {
+        out.push(
+            "the per-IP rate limit is off: nothing slows down credential guessing \
+             (rate_limits.per_ip_per_second = 0)"
+                .to_owned(),
+        );
+    }
+    if config.idle_timeout.is_zero() {
+        out.push("idle connections are never closed (timeouts.idle = 0)".to_owned());
+    }
+    if !config.anonymous_pull.is_empty() {
+        let patterns: Vec<&str> = config.anonymous_pull.iter().map(|p| p.as_str()).collect();
+        out.push(format!(
+            "anyone can pull, without credentials, from {} (anonymous.pull)",
+            patterns.join(", ")
+        ));
+    }
+    out
+}
+
 pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
     let tls = match &config.tls {
@@ -127,6 +156,10 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             config.public_url.as_deref().unwrap_or_default()
         ));
     }
+    let weakened = weakened_protections(&config);
+    for w in &weakened {
+        output::info(&format!("warning: {w}"));
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     match config.log_format {
@@ -139,6 +172,9 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             .with_writer(std::io::stderr)
             .with_env_filter(filter)
             .init(),
+    }
+    for w in &weakened {
+        tracing::warn!(protection = %w, "a protection is weakened by the configuration");
     }
     runtime()?.block_on(async {
         let data = DataDir::new(&config.data);
@@ -227,6 +263,28 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weakened_protections_are_named_on_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |toml: &str| {
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, toml).unwrap();
+            crate::config::ConfigArgs::data_only(Some(path), None)
+                .load()
+                .unwrap()
+        };
+        assert!(weakened_protections(&load("")).is_empty());
+        let w = weakened_protections(&load(
+            "[rate_limits]\nper_principal_per_second = 0\nper_ip_per_second = 0\n\
+             [timeouts]\nidle = \"0\"\n[anonymous]\npull = [\"pub/**\"]\n",
+        ));
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[0].contains("per_principal_per_second"));
+        assert!(w[1].contains("per_ip_per_second"));
+        assert!(w[2].contains("timeouts.idle"));
+        assert!(w[3].contains("pub/**"));
+    }
 
     #[test]
     fn a_plain_http_realm_needs_loopback_or_an_opt_in_and_never_goes_with_tls() {
