@@ -58,9 +58,12 @@ pub struct Record {
     /// Who.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<Principal>,
-    /// Client address.
+    /// Client address: the peer, or the client a trusted reverse proxy forwarded for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
+    /// The trusted reverse proxy that connected, when `source_ip` came from `X-Forwarded-For`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_ip: Option<String>,
     /// What (`pull`, `push`, `delete`, `login`, `token.create`, ...).
     pub action: String,
     /// Repository name.
@@ -172,6 +175,10 @@ impl Record {
                 jcs::write_string(t, &mut out);
             }
             out.push('}');
+        }
+        if let Some(v) = &self.proxy_ip {
+            key(&mut out, &mut first, "proxy_ip");
+            jcs::write_string(v, &mut out);
         }
         for (k, v) in [
             ("reference", &self.reference),
@@ -447,6 +454,7 @@ mod tests {
                 key_id: Some("hmac-01020304".into()),
             }),
             source_ip: Some("10.0.0.1".into()),
+            proxy_ip: Some("127.0.0.1".into()),
             repository: Some("acme/llama".into()),
             reference: Some("v1".into()),
             digest: Some(format!("sha256:{}", "0".repeat(64))),
@@ -545,7 +553,7 @@ mod tests {
 
         #[test]
         fn direct_writer_equals_generic_jcs(
-            opts in proptest::collection::vec(proptest::option::of(".{0,8}"), 8),
+            opts in proptest::collection::vec(proptest::option::of(".{0,8}"), 9),
             nums in proptest::collection::vec(proptest::option::of(0u64..(1u64 << 53)), 2),
             status in proptest::option::of(any::<u16>()),
             received in any::<bool>(),
@@ -556,6 +564,7 @@ mod tests {
             r.time = "2026-01-02T03:04:05.678Z".into();
             r.stage = if received { Stage::Received } else { Stage::Completed };
             r.source_ip = opts[1].clone();
+            r.proxy_ip = opts[8].clone();
             r.repository = opts[2].clone();
             r.reference = opts[3].clone();
             r.digest = opts[4].clone();

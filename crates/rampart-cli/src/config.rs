@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use rampart_core::NamespacePattern;
+use rampart_core::{Cidr, NamespacePattern, TrustedProxies};
 use rampart_server::Limits;
 use rampart_server::limit::{Rate, RateLimits};
 use rampart_server::listen::ServeOptions;
@@ -38,6 +38,8 @@ pub(crate) struct RawConfig {
     listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allow_plaintext: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trusted_proxies: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<LogFormat>,
     #[serde(default, skip_serializing_if = "RawTls::is_empty")]
@@ -181,6 +183,16 @@ pub(crate) struct ConfigArgs {
     /// Log format of the server [default: json].
     #[arg(long, env = "RAMPART_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// A reverse proxy (address or network, e.g. 10.0.0.0/8) whose X-Forwarded-For names the client
+    /// for rate limits and the audit log; repeat, or comma-separate in the variable. Replaces
+    /// `trusted_proxies` from the file [default: none].
+    #[arg(
+        long = "trusted-proxy",
+        env = "RAMPART_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
 }
 
 impl ConfigArgs {
@@ -223,6 +235,9 @@ impl ConfigArgs {
         if let Some(f) = self.log_format {
             raw.log_format = Some(f);
         }
+        if !self.trusted_proxies.is_empty() {
+            raw.trusted_proxies = Some(self.trusted_proxies.clone());
+        }
         raw
     }
 }
@@ -233,6 +248,7 @@ pub(crate) struct Config {
     pub(crate) data: PathBuf,
     pub(crate) listen: SocketAddr,
     pub(crate) allow_plaintext: bool,
+    pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) log_format: LogFormat,
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     pub(crate) max_manifest_bytes: u64,
@@ -413,6 +429,16 @@ impl RawConfig {
                     .map_err(|e| anyhow::anyhow!("anonymous.pull: {p:?}: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let trusted_proxies = TrustedProxies::new(
+            self.trusted_proxies
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    p.parse::<Cidr>()
+                        .map_err(|e| anyhow::anyhow!("trusted_proxies: {p:?}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
         let r = self.rate_limits;
         let public_url = match self.token.public_url {
             None => None,
@@ -465,6 +491,7 @@ impl RawConfig {
             data: self.data.unwrap_or_else(|| PathBuf::from("./rampart-data")),
             listen,
             allow_plaintext: self.allow_plaintext.unwrap_or(false),
+            trusted_proxies,
             log_format: self.log_format.unwrap_or(LogFormat::Json),
             tls,
             max_manifest_bytes,
@@ -520,6 +547,13 @@ impl Config {
             data: Some(self.data.clone()),
             listen: Some(self.listen.to_string()),
             allow_plaintext: Some(self.allow_plaintext),
+            trusted_proxies: Some(
+                self.trusted_proxies
+                    .networks()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ),
             log_format: Some(self.log_format),
             tls: RawTls {
                 cert: self.tls.as_ref().map(|t| t.0.clone()),
@@ -603,6 +637,7 @@ impl Config {
             max_headers: usize::try_from(self.max_headers).unwrap_or(usize::MAX),
             shutdown_grace: self.shutdown_grace,
             tls: None,
+            trusted_proxies: std::sync::Arc::new(self.trusted_proxies.clone()),
         }
     }
 }
@@ -740,6 +775,62 @@ mod tests {
         assert!(!off.apply(file.clone()).validate().unwrap().allow_plaintext);
         let unset = ConfigArgs::default();
         assert!(unset.apply(file).validate().unwrap().allow_plaintext);
+    }
+
+    #[test]
+    fn trusted_proxies_parse_strictly_and_flags_replace_the_file() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ConfigArgs,
+        }
+        use clap::Parser as _;
+        let file = RawConfig::parse("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+        let c = ConfigArgs::default()
+            .apply(file.clone())
+            .validate()
+            .unwrap();
+        let nets: Vec<String> = c
+            .trusted_proxies
+            .networks()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "::1/128"]);
+        // `config print` round-trips.
+        let again = RawConfig::parse(&c.to_toml().unwrap()).unwrap();
+        assert_eq!(
+            ConfigArgs::default()
+                .apply(again)
+                .validate()
+                .unwrap()
+                .trusted_proxies,
+            c.trusted_proxies
+        );
+        let flags = Cli::try_parse_from(["x", "--trusted-proxy", "192.168.0.0/16"])
+            .unwrap()
+            .config;
+        let c = flags.apply(file).validate().unwrap();
+        assert_eq!(c.trusted_proxies.networks().len(), 1);
+        let bad = RawConfig::parse("trusted_proxies = [\"10.0.0.1/8\"]\n").unwrap();
+        let e = ConfigArgs::default()
+            .apply(bad)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("trusted_proxies") && e.contains("10.0.0.1/8"),
+            "{e}"
+        );
+        assert!(
+            ConfigArgs::default()
+                .apply(RawConfig::default())
+                .validate()
+                .unwrap()
+                .trusted_proxies
+                .networks()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub enum Error {
         /// The rule that was broken.
         reason: &'static str,
     },
+    /// Not an IP network such as `10.0.0.0/8`, `fd00::/8` or a bare address.
+    #[error("invalid network: {reason}")]
+    Network {
+        /// The rule that was broken.
+        reason: &'static str,
+    },
     /// Not one of the known roles.
     #[error("invalid role: expected one of reader, publisher, admin, auditor")]
     Role,

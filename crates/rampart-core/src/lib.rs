@@ -11,10 +11,12 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod name;
+pub mod net;
 mod reference;
 
 pub use access::{Action, NamespacePattern, Role};
 pub use digest::{Digest, Hasher};
 pub use error::Error;
 pub use name::{MAX_NAME_LEN, MAX_TAG_LEN, RepoName, Tag};
+pub use net::{Cidr, ClientAddr, TrustedProxies};
 pub use reference::{Reference, Registry};

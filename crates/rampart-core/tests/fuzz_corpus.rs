@@ -31,3 +31,8 @@ fn core_reference() {
 fn core_names() {
     replay("core_names", rampart_core::fuzzing::names);
 }
+
+#[test]
+fn core_forwarded_for() {
+    replay("core_forwarded_for", rampart_core::fuzzing::forwarded_for);
+}

@@ -301,9 +301,15 @@ pub(crate) async fn record(State(st): State<AppState>, req: Request<Body>, next:
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
+    let proxy_ip = req
+        .extensions()
+        .get::<rampart_core::ClientAddr>()
+        .and_then(|c| c.proxy)
+        .map(|ip| ip.to_string());
     let mut base = Record::new(audit_id.clone(), subject.action.clone());
     base.principal = principal(log.audit_key(), identity.as_ref(), req.headers());
     base.source_ip = source_ip;
+    base.proxy_ip = proxy_ip;
     base.repository = subject.repository;
     base.reference = bounded(subject.reference);
     base.digest = bounded(subject.digest);

@@ -4,14 +4,17 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::HeaderValue;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use rampart_core::TrustedProxies;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -35,6 +38,8 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// TLS, if configured.
     pub tls: Option<TlsAcceptor>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none by default).
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -46,6 +51,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("max_headers", &self.max_headers)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("tls", &self.tls.is_some())
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -59,6 +65,7 @@ impl Default for ServeOptions {
             max_headers: 100,
             shutdown_grace: Duration::from_secs(30),
             tls: None,
+            trusted_proxies: Arc::default(),
         }
     }
 }
@@ -72,8 +79,25 @@ async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let proxies = opts.trusted_proxies.clone();
     let service = app.map_request(move |mut req: axum::http::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
+        // Behind a trusted proxy the client is named by `X-Forwarded-For`; everything downstream
+        // (rate limits, the audit record) sees that client, and the audit record the proxy too.
+        let client = proxies.client(
+            peer.ip(),
+            req.headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(HeaderValue::as_bytes),
+        );
+        let port = if client.proxy.is_some() {
+            0
+        } else {
+            peer.port()
+        };
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(client.ip, port)));
+        req.extensions_mut().insert(client);
         req
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -1593,3 +1593,104 @@ fn audit_verify_and_export_against_a_running_server() {
     };
     assert_eq!(verdict(&err), verdict(&local_err));
 }
+
+/// A request with extra header lines; returns (status, audit id).
+fn request_with(host: &str, path: &str, token: Option<&str>, extra: &str) -> (u16, Option<String>) {
+    let mut s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token.map_or(String::new(), |t| {
+        format!(
+            "Authorization: Basic {}\r\n",
+            base64ct::Base64::encode_string(format!("user:{t}").as_bytes())
+        )
+    });
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let audit_id = out.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("rampart-audit-id")
+            .then(|| v.trim().to_owned())
+    });
+    (out.get(9..12).unwrap_or("0").parse().unwrap_or(0), audit_id)
+}
+
+fn audit_record(data: &Path, id: &str) -> rampart_audit::Record {
+    let mut found = None;
+    rampart_audit::tools::query(
+        &data.join("audit"),
+        &rampart_audit::tools::Filter::default(),
+        |r| {
+            if r.audit_id == id && r.stage == rampart_audit::Stage::Completed {
+                found = Some(r.clone());
+            }
+        },
+    )
+    .unwrap();
+    found.unwrap_or_else(|| panic!("no completed record {id}"))
+}
+
+/// Behind a trusted proxy the client named by `X-Forwarded-For` is what the audit log records (with
+/// the proxy) and what the per-IP rate limit counts; from anyone else the header is ignored.
+#[test]
+fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rampart.toml");
+    fs::write(
+        &config,
+        "[rate_limits]\nper_ip_per_second = 1\nper_ip_burst = 2\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let trusting = dir.path().join("trusting");
+    fs::create_dir(&trusting).unwrap();
+    let server = Server::start_with(
+        &trusting,
+        &["--config", cfg, "--trusted-proxy", "127.0.0.1"],
+    );
+    let host = server.host();
+    let token = server.admin_token();
+    let xff = |client: &str| format!("X-Forwarded-For: 192.0.2.66, {client}\r\n");
+    let (status, id) = request_with(&host, "/v2/", Some(&token), &xff("203.0.113.7"));
+    assert_eq!(status, 200);
+    let id = id.unwrap();
+    // Unauthenticated requests are limited per client: 203.0.113.8 runs out, 203.0.113.9 does not.
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| request_with(&host, "/v2/", None, &xff("203.0.113.8")).0)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(
+        request_with(&host, "/v2/", None, &xff("203.0.113.9")).0,
+        401
+    );
+    let data = server.data.clone();
+    server.terminate();
+    let r = audit_record(&data, &id);
+    assert_eq!(r.source_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(r.proxy_ip.as_deref(), Some("127.0.0.1"));
+
+    // Without --trusted-proxy the same header changes nothing.
+    let plain = dir.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    let server = Server::start_with(&plain, &["--config", cfg]);
+    let host = server.host();
+    let token = server.admin_token();
+    let (status, id) = request_with(&host, "/v2/", Some(&token), &xff("203.0.113.7"));
+    assert_eq!(status, 200);
+    let statuses: Vec<u16> = (0..4)
+        .map(|i| request_with(&host, "/v2/", None, &xff(&format!("203.0.113.{}", 10 + i))).0)
+        .collect();
+    assert!(
+        statuses.contains(&429),
+        "spoofed X-Forwarded-For escaped the per-IP limit: {statuses:?}"
+    );
+    let data = server.data.clone();
+    server.terminate();
+    let r = audit_record(&data, &id.unwrap());
+    assert_eq!(r.source_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(r.proxy_ip, None);
+}
