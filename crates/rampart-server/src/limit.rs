@@ -90,6 +90,17 @@ enum Key {
     Ip(IpAddr),
 }
 
+/// The per-IP key of a client: its IPv4 address, or its IPv6 /64. A single IPv6 host usually holds
+/// a whole /64 (SLAAC, privacy addresses) and could otherwise rotate through it to escape the limit.
+fn ip_key(ip: IpAddr) -> Key {
+    Key::Ip(match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !u128::from(u64::MAX),
+        )),
+        v4 => v4,
+    })
+}
+
 type Keyed = RateLimiter<
     Key,
     governor::state::keyed::DefaultKeyedStateStore<Key>,
@@ -198,7 +209,7 @@ pub(crate) async fn protect(
     if !exempt && limiters.enabled() {
         let key = match auth::identify(&st, req.headers(), req.extensions()).await {
             Ok(Some(p)) => Key::Principal(p.token_id),
-            _ => Key::Ip(
+            _ => ip_key(
                 req.extensions()
                     .get::<ConnectInfo<SocketAddr>>()
                     .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
@@ -376,6 +387,29 @@ mod tests {
                 .is_ok()
         );
         assert!(l.check(&Key::Principal("t".into())).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_limited_per_64() {
+        let l = Limiters::new(RateLimits {
+            per_principal: Rate::OFF,
+            per_ip: Rate {
+                per_second: 1,
+                burst: 2,
+            },
+        });
+        let ip = |s: &str| ip_key(s.parse().unwrap());
+        // Two addresses of one /64 share a bucket.
+        assert!(l.check(&ip("2001:db8:1:2::1")).is_ok());
+        assert!(l.check(&ip("2001:db8:1:2:ffff::9")).is_ok());
+        assert!(l.check(&ip("2001:db8:1:2:abcd::1")).is_err());
+        // The next /64 does not.
+        assert!(l.check(&ip("2001:db8:1:3::1")).is_ok());
+        // IPv4, also IPv4-mapped, is keyed by the whole address.
+        assert!(l.check(&ip("192.0.2.1")).is_ok());
+        assert!(l.check(&ip("::ffff:192.0.2.1")).is_ok());
+        assert!(l.check(&ip("192.0.2.1")).is_err());
+        assert!(l.check(&ip("192.0.2.2")).is_ok());
     }
 
     #[tokio::test]
