@@ -147,7 +147,9 @@ enum AuditCommand {
         /// Only records before this time (RFC 3339, or a date).
         #[arg(long)]
         until: Option<String>,
-        /// Output format: aligned text, or the stored canonical JSON lines.
+        /// Output format: aligned text (index, time, stage, action, principal(kind), source address
+        /// — `CLIENT via PROXY` behind a trusted proxy —, repository:reference, digest, status,
+        /// decision), or the stored canonical JSON lines.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// With --server: records asked for per request (tests use a small page to exercise
@@ -442,13 +444,18 @@ fn text_line(r: &Record) -> String {
             format!("{}({})", p.id, p.kind)
         });
     let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    let source = match &r.proxy_ip {
+        Some(proxy) => format!("{} via {proxy}", opt(&r.source_ip)),
+        None => opt(&r.source_ip),
+    };
     format!(
-        "{:>8} {} {:<9} {:<8} {:<20} {}:{} {} {} {}\n",
+        "{:>8} {} {:<9} {:<8} {:<20} {:<15} {}:{} {} {} {}\n",
         r.seq,
         r.time,
         format!("{:?}", r.stage).to_lowercase(),
         r.action,
         p,
+        source,
         opt(&r.repository),
         opt(&r.reference),
         opt(&r.digest),

@@ -1672,6 +1672,14 @@ fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
     let r = audit_record(&data, &id);
     assert_eq!(r.source_ip.as_deref(), Some("203.0.113.7"));
     assert_eq!(r.proxy_ip.as_deref(), Some("127.0.0.1"));
+    let text = rampart(&["audit", "log", "--data", data.to_str().unwrap()]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("registry.ping") && l.contains(" 203.0.113.7 via 127.0.0.1 ")),
+        "{text}"
+    );
 
     // Without --trusted-proxy the same header changes nothing.
     let plain = dir.path().join("plain");
