@@ -257,7 +257,13 @@ impl AuditLog {
         let key = layout::load_or_create_audit_key(&layout)?;
         let verifier = signer.verifier();
         let state = recover(&layout, &verifier)?;
-        let storage = wrap(FileStorage::open(&layout, state.segment)?);
+        let mut storage = wrap(FileStorage::open(&layout, state.segment)?);
+        // Records recovered from the current segment may exist only in the page cache (a process
+        // killed after writing, before syncing, e.g. deferred records): make them durable before
+        // any checkpoint covers them. Earlier segments were synced before each rotation.
+        storage
+            .sync_segment()
+            .map_err(|e| Error::io(layout.segment(state.segment), e))?;
         let shared = Arc::new(Shared::default());
         shared.size.store(state.frontier.size(), Ordering::SeqCst);
         let (tx, rx) = mpsc::channel(config.queue.max(1));
@@ -346,7 +352,8 @@ impl AuditLog {
     ///
     /// The server uses it for the `received` record of a private upload-session step, saving one
     /// `fdatasync` per step. Unlike an `append` whose caller gave up, a deferred record is written
-    /// even if its [`Submitted`] was dropped: the work it announces may have started.
+    /// even if its [`Submitted`] was dropped: the work it announces may have started (only a log
+    /// that is shutting down refuses it, as it refuses every record still queued).
     ///
     /// # Errors
     /// As [`AuditLog::append`].
@@ -749,7 +756,9 @@ impl Writer {
             let flush = checkpoint_due
                 || stop.is_some()
                 || batch.iter().any(|p| !p.deferred)
-                || self.unflushed.len() + batch.len() >= MAX_BATCH_RECORDS;
+                || self.unflushed.len() + batch.len() >= MAX_BATCH_RECORDS
+                || bytes + self.unflushed.iter().map(|p| p.line.len()).sum::<usize>()
+                    >= MAX_BATCH_BYTES;
             if !batch.is_empty() || (flush && !self.unflushed.is_empty()) {
                 self.commit(batch, flush);
             }
@@ -828,6 +837,10 @@ impl Writer {
     /// Writes `batch` after the records already waiting for a flush; with `flush`, `fdatasync`s
     /// and acknowledges them all. Any error poisons the log and fails every waiting record.
     fn commit(&mut self, batch: Vec<Pending>, flush: bool) {
+        if self.shared.poisoned.load(Ordering::SeqCst) {
+            self.fail_waiting(batch);
+            return;
+        }
         let mut buf = Vec::with_capacity(batch.iter().map(|p| p.line.len()).sum());
         for p in &batch {
             buf.extend_from_slice(p.line.as_bytes());
@@ -846,6 +859,12 @@ impl Writer {
                 if result.is_ok() {
                     let done = std::mem::take(&mut self.unflushed);
                     self.acknowledge(done);
+                    if self.shared.poisoned.load(Ordering::SeqCst) {
+                        // The hash file failed: nothing more is written until reopened.
+                        self.shared.busy_since.store(0, Ordering::SeqCst);
+                        self.fail_waiting(batch);
+                        return;
+                    }
                 }
             }
             result = result.and_then(|()| self.storage.rotate(self.segment + 1));
@@ -864,11 +883,7 @@ impl Writer {
         if result.is_err() {
             // Never retry: the kernel may have dropped the dirty pages (fsyncgate).
             self.poison();
-            for p in std::mem::take(&mut self.unflushed).into_iter().chain(batch) {
-                let _ = p
-                    .ack
-                    .send(Err(Error::Unavailable(Unavailable::WriteFailed)));
-            }
+            self.fail_waiting(batch);
             return;
         }
         self.segment_bytes += buf.len() as u64;
@@ -876,6 +891,15 @@ impl Writer {
         if flush {
             let done = std::mem::take(&mut self.unflushed);
             self.acknowledge(done);
+        }
+    }
+
+    /// Fails every record waiting for a flush and `batch` (the log is poisoned).
+    fn fail_waiting(&mut self, batch: Vec<Pending>) {
+        for p in std::mem::take(&mut self.unflushed).into_iter().chain(batch) {
+            let _ = p
+                .ack
+                .send(Err(Error::Unavailable(Unavailable::WriteFailed)));
         }
     }
 

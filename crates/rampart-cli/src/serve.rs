@@ -11,7 +11,8 @@ use rampart_server::listen::ServeOptions;
 use crate::config::{ConfigArgs, LogFormat};
 use crate::output;
 
-/// How long a stopping server waits for the audit log's final checkpoint.
+/// How long a stopping server waits for each of: the audit log's final checkpoint, the metadata
+/// database, and file operations of requests cut off by the shutdown.
 const AUDIT_STOP_LIMIT: Duration = Duration::from_secs(10);
 
 /// Arguments of `rampart serve`.
@@ -123,6 +124,20 @@ fn weakened_protections(config: &crate::config::Config) -> Vec<String> {
     if config.idle_timeout.is_zero() {
         out.push("idle connections are never closed (timeouts.idle = 0)".to_owned());
     }
+    let everyone: Vec<String> = config
+        .trusted_proxies
+        .networks()
+        .iter()
+        .filter(|n| n.prefix() == 0)
+        .map(ToString::to_string)
+        .collect();
+    if !everyone.is_empty() {
+        out.push(format!(
+            "trusted_proxies includes {}: any client can choose the address it is rate-limited \
+             and audited under (X-Forwarded-For)",
+            everyone.join(", ")
+        ));
+    }
     if !config.anonymous_pull.is_empty() {
         let patterns: Vec<&str> = config.anonymous_pull.iter().map(|p| p.as_str()).collect();
         out.push(format!(
@@ -176,7 +191,8 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     for w in &weakened {
         tracing::warn!(protection = %w, "a protection is weakened by the configuration");
     }
-    runtime()?.block_on(async {
+    let rt = runtime()?;
+    let result = rt.block_on(async {
         let data = DataDir::new(&config.data);
         let opened = data
             .open_with_audit(config.limits(), config.audit())
@@ -243,7 +259,13 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         // Last: the final checkpoint covers every request served. A writer stuck on a hung disk
         // does not keep the process alive: the next start recovers and signs the checkpoint.
         let stopped = opened.audit.shutdown_within(AUDIT_STOP_LIMIT).await;
-        opened.sqlite.close().await;
+        // The metadata store is on the same disk: bounded too.
+        let closed = tokio::time::timeout(AUDIT_STOP_LIMIT, opened.sqlite.close())
+            .await
+            .is_ok();
+        if !closed {
+            tracing::error!("the metadata database did not close in time; exiting anyway");
+        }
         if !stopped {
             tracing::error!(
                 limit_s = AUDIT_STOP_LIMIT.as_secs(),
@@ -256,8 +278,16 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             ));
             return Ok(ExitCode::FAILURE);
         }
-        Ok(ExitCode::SUCCESS)
-    })
+        Ok(if closed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    });
+    // Blocking file operations of requests cut off by the shutdown may be stuck on a hung disk:
+    // do not wait for them forever either.
+    rt.shutdown_timeout(AUDIT_STOP_LIMIT);
+    result
 }
 
 #[cfg(test)]
@@ -276,14 +306,20 @@ mod tests {
         };
         assert!(weakened_protections(&load("")).is_empty());
         let w = weakened_protections(&load(
-            "[rate_limits]\nper_principal_per_second = 0\nper_ip_per_second = 0\n\
+            "trusted_proxies = [\"10.0.0.0/8\", \"::ffff:0:0/96\"]\n\
+             [rate_limits]\nper_principal_per_second = 0\nper_ip_per_second = 0\n\
              [timeouts]\nidle = \"0\"\n[anonymous]\npull = [\"pub/**\"]\n",
         ));
-        assert_eq!(w.len(), 4, "{w:?}");
+        assert_eq!(w.len(), 5, "{w:?}");
         assert!(w[0].contains("per_principal_per_second"));
         assert!(w[1].contains("per_ip_per_second"));
         assert!(w[2].contains("timeouts.idle"));
-        assert!(w[3].contains("pub/**"));
+        assert!(
+            w[3].contains("0.0.0.0/0") && !w[3].contains("10.0.0.0/8"),
+            "{}",
+            w[3]
+        );
+        assert!(w[4].contains("pub/**"));
     }
 
     #[test]

@@ -91,7 +91,12 @@ pub fn forwarded_for(data: &[u8]) {
         let text = String::from_utf8_lossy(rest);
         let listed = text
             .split(['\n', ','])
-            .filter_map(|e| e.trim_matches([' ', '\t']).parse::<IpAddr>().ok())
+            .filter_map(|e| {
+                let e = e.trim_matches([' ', '\t']);
+                e.parse::<IpAddr>()
+                    .or_else(|_| e.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+                    .ok()
+            })
             .any(|ip| ip.to_canonical() == c.ip);
         assert!(
             listed,

@@ -29,6 +29,12 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// The prefix length (0: every address of its family).
+    #[must_use]
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     /// Whether `ip` is inside this network.
     #[must_use]
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -142,8 +148,8 @@ impl TrustedProxies {
     /// The client of a request from `peer` carrying these `X-Forwarded-For` header values (in the
     /// order received; each a comma-separated list). From the right, every entry written by a
     /// trusted proxy is skipped; the first address that is not a trusted proxy is the client. An
-    /// entry that is not a plain IP address ends the walk at the last trusted hop (nothing left of it
-    /// can be attributed), as do more than [`MAX_FORWARDED_HOPS`] entries.
+    /// entry that is not an IP address (optionally with a port) ends the walk at the last trusted
+    /// hop (nothing left of it can be attributed), as do more than [`MAX_FORWARDED_HOPS`] entries.
     #[must_use]
     pub fn client<'a>(
         &self,
@@ -162,7 +168,13 @@ impl TrustedProxies {
         for entry in entries.take(MAX_FORWARDED_HOPS) {
             let Some(ip) = std::str::from_utf8(entry)
                 .ok()
-                .and_then(|e| e.trim_matches([' ', '\t']).parse::<IpAddr>().ok())
+                .map(|e| e.trim_matches([' ', '\t']))
+                .and_then(|e| {
+                    // Some proxies append the port: `1.2.3.4:5678`, `[2001:db8::1]:443`.
+                    e.parse::<IpAddr>()
+                        .or_else(|_| e.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+                        .ok()
+                })
             else {
                 break;
             };
@@ -290,6 +302,11 @@ mod tests {
         // Only trusted entries: the leftmost of them.
         let c = client(&t, "10.0.0.1", &["10.0.0.5"]);
         assert_eq!(c.ip, ip("10.0.0.5"));
+        // With the port some proxies add.
+        let c = client(&t, "10.0.0.1", &["198.51.100.1:443, 10.0.0.2:80"]);
+        assert_eq!(c.ip, ip("198.51.100.1"));
+        let c = client(&t, "10.0.0.1", &["[2001:db8::1]:443"]);
+        assert_eq!(c.ip, ip("2001:db8::1"));
         // IPv6 and mapped addresses.
         let c = client(&t, "::ffff:127.0.0.1", &["2001:db8::1"]);
         assert_eq!(c.ip, ip("2001:db8::1"));
@@ -300,7 +317,7 @@ mod tests {
         let t = proxies(&["10.0.0.0/8"]);
         for h in [
             "unknown",
-            "198.51.100.1:443",
+            "198.51.100.1:x",
             "[2001:db8::1]",
             "",
             "1.2.3.4 5",

@@ -60,10 +60,13 @@ struct Subject {
 fn is_private_upload_step(method: &Method, route: &Route, query: Option<&str>) -> bool {
     match (route, method) {
         (Route::Upload(..), &Method::PATCH) => true,
-        (Route::UploadStart(_), &Method::POST) => !query.unwrap_or("").split('&').any(|kv| {
-            let key = kv.split('=').next().unwrap_or("");
-            key.eq_ignore_ascii_case("digest") || key.eq_ignore_ascii_case("mount")
-        }),
+        // Decoded exactly as the handler decodes them (`?dig%65st=` is `digest`), and matched
+        // more loosely than it matches them (any case), so nothing that publishes is deferred.
+        (Route::UploadStart(_), &Method::POST) => {
+            !crate::oci::query_pairs(query).iter().any(|(key, _)| {
+                key.eq_ignore_ascii_case("digest") || key.eq_ignore_ascii_case("mount")
+            })
+        }
         _ => false,
     }
 }
@@ -414,6 +417,18 @@ mod tests {
             &Method::POST,
             "/v2/a/m/blobs/uploads/?x=1&Mount=sha256:00"
         ));
+        // Percent-encoded keys are what the handler decodes them to.
+        for q in [
+            "?dig%65st=sha256:00",
+            "?%6dount=sha256:00&from=b",
+            "?digest",
+            "?DIGEST=x",
+        ] {
+            assert!(
+                !private(&Method::POST, &format!("/v2/a/m/blobs/uploads/{q}")),
+                "{q}"
+            );
+        }
         assert!(!private(
             &Method::PUT,
             "/v2/a/m/blobs/uploads/abc?digest=sha256:00"

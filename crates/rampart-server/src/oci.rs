@@ -97,9 +97,12 @@ fn percent_decode(s: &str) -> String {
 
 /// Every query parameter, decoded, in order.
 pub(crate) fn query(req: &Request) -> Vec<(String, String)> {
-    req.uri()
-        .query()
-        .unwrap_or("")
+    query_pairs(req.uri().query())
+}
+
+/// The parameters of a raw query string, decoded, in order (what every handler sees).
+pub(crate) fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.unwrap_or("")
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {

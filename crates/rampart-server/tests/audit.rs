@@ -297,6 +297,9 @@ struct Faulty {
     inner: FileStorage,
     countdown: Arc<AtomicU32>,
     fault: Fault,
+    /// The first sync is the one `AuditLog::open` makes of the recovered segment: the countdown
+    /// starts once the log is open.
+    opened: bool,
 }
 
 impl Faulty {
@@ -314,6 +317,10 @@ impl Storage for Faulty {
         self.inner.append_segment(bytes)
     }
     fn sync_segment(&mut self) -> io::Result<()> {
+        if !self.opened {
+            self.opened = true;
+            return self.inner.sync_segment();
+        }
         match self.fault {
             Fault::SyncFails if self.due() => {
                 return Err(io::Error::other("injected fsync failure"));
@@ -402,6 +409,7 @@ async fn a_failing_or_stalling_log_fails_requests_closed() {
                 inner: fs,
                 countdown: c,
                 fault,
+                opened: false,
             })
         })
         .unwrap();
@@ -579,6 +587,7 @@ async fn readiness_fails_while_the_log_cannot_write() {
                 inner: fs,
                 countdown: c,
                 fault: Fault::SyncFails,
+                opened: false,
             })
         },
     )

@@ -22,6 +22,7 @@ struct Ordered {
     violated: Arc<AtomicBool>,
     fail_sync: Arc<AtomicBool>,
     sync_delay_ms: Arc<AtomicU64>,
+    fail_hashes: Arc<AtomicBool>,
 }
 
 impl Storage for Ordered {
@@ -52,6 +53,9 @@ impl Storage for Ordered {
     }
 
     fn append_hashes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.fail_hashes.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(28));
+        }
         self.inner.append_hashes(bytes)
     }
 
@@ -70,6 +74,7 @@ struct Probes {
     violated: Arc<AtomicBool>,
     fail_sync: Arc<AtomicBool>,
     sync_delay_ms: Arc<AtomicU64>,
+    fail_hashes: Arc<AtomicBool>,
 }
 
 fn open(dir: &std::path::Path, cfg: AuditConfig, p: &Probes) -> AuditLog {
@@ -82,6 +87,7 @@ fn open(dir: &std::path::Path, cfg: AuditConfig, p: &Probes) -> AuditLog {
             violated: p.violated,
             fail_sync: p.fail_sync,
             sync_delay_ms: p.sync_delay_ms,
+            fail_hashes: p.fail_hashes,
         })
     })
     .unwrap()
@@ -321,5 +327,64 @@ async fn a_dropped_deferred_record_is_still_written() {
     log.shutdown().await;
     for i in 0..4 {
         assert_eq!(id_at(dir.path(), i), sample_record(i).audit_id);
+    }
+}
+
+/// Reopening a log (after a crash, records may be in the page cache only) syncs the current
+/// segment before anything is signed over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_syncs_the_recovered_segment_before_signing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), slow_ticks()).unwrap();
+    log.append(sample_record(0)).await.unwrap();
+    let _ = log.defer(sample_record(1)).await.unwrap();
+    // No shutdown: the writer is abandoned with the deferred record written, not synced.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    std::mem::forget(log);
+    let p = Probes::default();
+    // Pretend the recovered bytes are unsynced: the probe counts syncs from 0, and flags a
+    // checkpoint written while `unsynced` is non-zero.
+    p.unsynced.store(1, Ordering::SeqCst);
+    let log = open(dir.path(), slow_ticks(), &p);
+    assert!(p.syncs.load(Ordering::SeqCst) >= 1, "no sync on open");
+    assert_eq!(log.size(), 2);
+    log.shutdown().await;
+    assert!(
+        !p.violated.load(Ordering::SeqCst),
+        "signed before syncing the recovered segment"
+    );
+    assert!(verify(dir.path(), None, None).unwrap().ok());
+}
+
+/// A poisoned log writes nothing more, even mid-commit: when acknowledging the records flushed
+/// before a rotation fails to extend the hash file, the batch that caused the rotation is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poisoning_during_a_rotation_stops_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Probes::default();
+    let cfg = AuditConfig {
+        segment_max_bytes: 1,
+        ..slow_ticks()
+    };
+    let log = open(dir.path(), cfg, &p);
+    log.append(sample_record(0)).await.unwrap();
+    let first = log.defer(sample_record(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    p.fail_hashes.store(true, Ordering::SeqCst);
+    let second = log.defer(sample_record(2)).await.unwrap();
+    // The first was synced before the rotation: durable, acknowledged.
+    assert_eq!(first.durable().await.unwrap(), 1);
+    let r = second.durable().await;
+    assert!(
+        matches!(r, Err(Error::Unavailable(_))),
+        "a record was accepted after the log was poisoned: {r:?}"
+    );
+    assert!(!log.is_healthy());
+    log.shutdown().await;
+    // Nothing of the refused record reached a segment.
+    let layout = rampart_audit::layout::Layout::new(dir.path());
+    for n in layout.segment_numbers().unwrap() {
+        let text = std::fs::read_to_string(layout.segment(n)).unwrap();
+        assert!(!text.contains(&sample_record(2).audit_id), "segment {n}");
     }
 }
