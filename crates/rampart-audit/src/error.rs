@@ -80,6 +80,14 @@ pub enum Error {
     /// An invalid argument (index out of range, bad time filter, ...).
     #[error("{0}")]
     Invalid(String),
+    /// Another process (or another handle in this one) has the log open for writing: two writers
+    /// would interleave indices and sign diverging checkpoints.
+    #[error(
+        "the audit log in {} is already open in another process (another `rampart serve` on the \
+         same data directory?)",
+        .0.display()
+    )]
+    InUse(PathBuf),
 }
 
 impl Error {

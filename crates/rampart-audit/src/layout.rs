@@ -9,6 +9,7 @@
 //! audit/signing-key               Ed25519 checkpoint key (Go note skey form), mode 0600
 //! audit/hmac-key                  32-byte HMAC key (hex), mode 0600
 //! audit/verifier-key              the public verifier key (vkey form)
+//! audit/lock                      empty; locked (flock) by the process writing the log
 //! ```
 //!
 //! The checkpoints in `history.log` form a hash chain: every one after the log's first carries a
@@ -43,6 +44,12 @@ impl Layout {
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// `lock`: held (an exclusive `flock`) by the one process writing the log.
+    #[must_use]
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("lock")
     }
 
     /// `segments/`.

@@ -213,6 +213,8 @@ struct Inner {
     layout: Layout,
     recovery: Recovery,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The locked `lock` file, released once the writer has stopped.
+    lock: Mutex<Option<File>>,
 }
 
 /// A handle on the audit log; cheap to clone (an `Arc`). See the crate documentation for the
@@ -253,6 +255,7 @@ impl AuditLog {
     ) -> Result<Self, Error> {
         let layout = Layout::new(dir.as_ref());
         layout::create_dirs(&layout)?;
+        let lock = take_lock(&layout)?;
         let signer = layout::load_or_create_signer(&layout, &config.origin)?;
         let key = layout::load_or_create_audit_key(&layout)?;
         let verifier = signer.verifier();
@@ -323,6 +326,7 @@ impl AuditLog {
                 layout,
                 recovery,
                 thread: Mutex::new(Some(thread)),
+                lock: Mutex::new(Some(lock)),
             }),
         })
     }
@@ -470,6 +474,8 @@ impl AuditLog {
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
+        // The writer has stopped: another process may open the log now.
+        drop(self.inner.lock.lock().ok().and_then(|mut g| g.take()));
     }
 
     /// [`AuditLog::shutdown`], waiting at most `limit`: a writer stuck in a write or `fdatasync`
@@ -480,6 +486,26 @@ impl AuditLog {
         let stopped = tokio::time::timeout(limit, self.shutdown()).await.is_ok();
         self.inner.shared.closed.store(true, Ordering::SeqCst);
         stopped
+    }
+}
+
+/// Locks the audit directory for this process (an exclusive `flock` on `lock`, released when the
+/// file is closed, so a killed process never leaves it locked).
+fn take_lock(layout: &Layout) -> Result<File, Error> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = layout.lock();
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse(layout.root().to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
     }
 }
 

@@ -243,3 +243,20 @@ fn a_torn_history_entry_is_dropped_on_open() {
     assert_eq!(r.records, 31);
     assert_eq!(layout.read_history().unwrap().len(), history.len() + 1);
 }
+
+/// One writer per log: a second open while the first is running is refused (two writers would
+/// interleave indices and sign diverging checkpoints); after shutdown it succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_has_one_writer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = AuditLog::open(dir.path(), config()).unwrap();
+    first.append(sample_record(0)).await.unwrap();
+    let e = AuditLog::open(dir.path(), config()).unwrap_err();
+    assert!(matches!(e, Error::InUse(_)), "{e}");
+    assert!(e.to_string().contains("already open"), "{e}");
+    first.shutdown().await;
+    let second = AuditLog::open(dir.path(), config()).unwrap();
+    assert_eq!(second.append(sample_record(1)).await.unwrap(), 1);
+    second.shutdown().await;
+    assert!(verify(dir.path(), None, None).unwrap().ok());
+}

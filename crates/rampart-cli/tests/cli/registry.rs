@@ -1702,3 +1702,39 @@ fn a_trusted_proxy_names_the_client_and_nobody_else_can() {
     assert_eq!(r.source_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(r.proxy_ip, None);
 }
+
+/// A second server on the same data directory is refused at start (its audit log is locked), not
+/// left to interleave records with the first.
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path());
+    let mut second = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&first.data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the second server is running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success());
+    assert!(err.contains("already open"), "{err}");
+    // The first is unaffected and stops cleanly.
+    let (status, _) = http(&first.host(), "GET", "/v2/", Some(&first.admin_token()));
+    assert_eq!(status, 200);
+    first.terminate();
+}
