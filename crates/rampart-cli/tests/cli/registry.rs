@@ -114,6 +114,17 @@ impl Drop for Server {
 
 /// A minimal HTTP/1.1 request; returns (status, whole response text).
 fn http(host: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    http_with(host, method, path, token, "")
+}
+
+/// [`http`] with extra header lines (each ending in `\r\n`).
+fn http_with(
+    host: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    extra: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(host).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let auth = token.map_or(String::new(), |t| {
@@ -124,7 +135,7 @@ fn http(host: &str, method: &str, path: &str, token: Option<&str>) -> (u16, Stri
     });
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -684,12 +695,7 @@ fn upload(host: &str, token: &str, repo: &str, body: &[u8]) -> Option<(u16, Opti
     s.write_all(body).ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
-    let audit_id = out.lines().take_while(|l| !l.is_empty()).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("rampart-audit-id")
-            .then(|| v.trim().to_owned())
-    });
-    Some((out.get(9..12)?.parse().ok()?, audit_id))
+    Some((out.get(9..12)?.parse().ok()?, audit_id_of(&out)))
 }
 
 /// Crash safety: SIGKILL the server in the middle of 200 concurrent uploads, restart it, and check that
@@ -1594,29 +1600,22 @@ fn audit_verify_and_export_against_a_running_server() {
     assert_eq!(verdict(&err), verdict(&local_err));
 }
 
-/// A request with extra header lines; returns (status, audit id).
+/// A `GET` with extra header lines; returns (status, audit id).
 fn request_with(host: &str, path: &str, token: Option<&str>, extra: &str) -> (u16, Option<String>) {
-    let mut s = TcpStream::connect(host).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = token.map_or(String::new(), |t| {
-        format!(
-            "Authorization: Basic {}\r\n",
-            base64ct::Base64::encode_string(format!("user:{t}").as_bytes())
-        )
-    });
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}{extra}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let audit_id = out.lines().take_while(|l| !l.is_empty()).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("rampart-audit-id")
-            .then(|| v.trim().to_owned())
-    });
-    (out.get(9..12).unwrap_or("0").parse().unwrap_or(0), audit_id)
+    let (status, out) = http_with(host, "GET", path, token, extra);
+    (status, audit_id_of(&out))
+}
+
+/// The `Rampart-Audit-Id` header of a raw response.
+fn audit_id_of(response: &str) -> Option<String> {
+    response
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("rampart-audit-id")
+                .then(|| v.trim().to_owned())
+        })
 }
 
 fn audit_record(data: &Path, id: &str) -> rampart_audit::Record {
