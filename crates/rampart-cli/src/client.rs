@@ -189,6 +189,12 @@ impl Reply {
     }
 }
 
+/// Whether `host` (a name or an address, IPv6 without brackets) is this machine's loopback.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Server {
     /// Parses `http(s)://HOST[:PORT][/PREFIX]`; `ca_cert` is required for https.
     pub(crate) fn parse(url: &str, ca_cert: Option<&Path>) -> anyhow::Result<Self> {
@@ -224,8 +230,7 @@ impl Server {
                 "{url}: an IPv6 address goes in brackets, and only one does: http(s)://[ADDR]:PORT"
             );
         }
-        let loopback =
-            host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback = is_loopback_host(host);
         let tls = if https {
             let Some(ca) = ca_cert else {
                 bail!(

@@ -13,7 +13,7 @@ use crate::output;
 
 /// How long a stopping server waits for each of: the audit log's final checkpoint, the metadata
 /// database, and file operations of requests cut off by the shutdown.
-const AUDIT_STOP_LIMIT: Duration = Duration::from_secs(10);
+const STOP_LIMIT: Duration = Duration::from_secs(10);
 
 /// Arguments of `rampart serve`.
 #[derive(Debug, Args)]
@@ -82,10 +82,7 @@ fn realm_in_clear(
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => rest.split([':', '/']).next().unwrap_or(""),
     };
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = crate::client::is_loopback_host(host);
     if tls {
         bail!(
             "token.public_url {rest:?} is http:// but this server serves TLS: clients would send \
@@ -258,9 +255,9 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         maintenance.abort();
         // Last: the final checkpoint covers every request served. A writer stuck on a hung disk
         // does not keep the process alive: the next start recovers and signs the checkpoint.
-        let stopped = opened.audit.shutdown_within(AUDIT_STOP_LIMIT).await;
+        let stopped = opened.audit.shutdown_within(STOP_LIMIT).await;
         // The metadata store is on the same disk: bounded too.
-        let closed = tokio::time::timeout(AUDIT_STOP_LIMIT, opened.sqlite.close())
+        let closed = tokio::time::timeout(STOP_LIMIT, opened.sqlite.close())
             .await
             .is_ok();
         if !closed {
@@ -268,13 +265,13 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
         if !stopped {
             tracing::error!(
-                limit_s = AUDIT_STOP_LIMIT.as_secs(),
+                limit_s = STOP_LIMIT.as_secs(),
                 "the audit log's writer did not stop in time (stuck write or fsync); \
                  its final checkpoint may be missing until the next start"
             );
             output::info(&format!(
                 "rampart: the audit log did not stop within {} s; exiting anyway",
-                AUDIT_STOP_LIMIT.as_secs()
+                STOP_LIMIT.as_secs()
             ));
             return Ok(ExitCode::FAILURE);
         }
@@ -286,7 +283,7 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     });
     // Blocking file operations of requests cut off by the shutdown may be stuck on a hung disk:
     // do not wait for them forever either.
-    rt.shutdown_timeout(AUDIT_STOP_LIMIT);
+    rt.shutdown_timeout(STOP_LIMIT);
     result
 }
 

@@ -278,30 +278,36 @@ async fn acknowledged_records_survive_random_failures_stalls_and_eio() {
     );
 }
 
+/// File storage whose every segment write first blocks for the given time (a stalled disk).
+#[derive(Debug)]
+struct SlowAppend(FileStorage, Duration);
+
+impl Storage for SlowAppend {
+    fn append_segment(&mut self, b: &[u8]) -> io::Result<()> {
+        std::thread::sleep(self.1);
+        self.0.append_segment(b)
+    }
+    fn sync_segment(&mut self) -> io::Result<()> {
+        self.0.sync_segment()
+    }
+    fn rotate(&mut self, n: u32) -> io::Result<()> {
+        self.0.rotate(n)
+    }
+    fn append_hashes(&mut self, b: &[u8]) -> io::Result<()> {
+        self.0.append_hashes(b)
+    }
+    fn write_checkpoint(&mut self, n: &[u8]) -> io::Result<()> {
+        self.0.write_checkpoint(n)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_sink_yields_unavailable_within_the_timeout() {
-    #[derive(Debug)]
-    struct Stall(FileStorage);
-    impl Storage for Stall {
-        fn append_segment(&mut self, b: &[u8]) -> io::Result<()> {
-            std::thread::sleep(Duration::from_millis(800));
-            self.0.append_segment(b)
-        }
-        fn sync_segment(&mut self) -> io::Result<()> {
-            self.0.sync_segment()
-        }
-        fn rotate(&mut self, n: u32) -> io::Result<()> {
-            self.0.rotate(n)
-        }
-        fn append_hashes(&mut self, b: &[u8]) -> io::Result<()> {
-            self.0.append_hashes(b)
-        }
-        fn write_checkpoint(&mut self, n: &[u8]) -> io::Result<()> {
-            self.0.write_checkpoint(n)
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::open_with_storage(dir.path(), cfg(), |fs| Box::new(Stall(fs))).unwrap();
+    let log = AuditLog::open_with_storage(dir.path(), cfg(), |fs| {
+        Box::new(SlowAppend(fs, Duration::from_millis(800)))
+    })
+    .unwrap();
     let start = Instant::now();
     let r = log.append(sample_record(0)).await;
     let took = start.elapsed();
@@ -335,28 +341,11 @@ async fn a_stalled_sink_yields_unavailable_within_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_within_gives_up_on_a_hung_writer() {
-    #[derive(Debug)]
-    struct Hang(FileStorage);
-    impl Storage for Hang {
-        fn append_segment(&mut self, b: &[u8]) -> io::Result<()> {
-            std::thread::sleep(Duration::from_secs(3));
-            self.0.append_segment(b)
-        }
-        fn sync_segment(&mut self) -> io::Result<()> {
-            self.0.sync_segment()
-        }
-        fn rotate(&mut self, n: u32) -> io::Result<()> {
-            self.0.rotate(n)
-        }
-        fn append_hashes(&mut self, b: &[u8]) -> io::Result<()> {
-            self.0.append_hashes(b)
-        }
-        fn write_checkpoint(&mut self, n: &[u8]) -> io::Result<()> {
-            self.0.write_checkpoint(n)
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::open_with_storage(dir.path(), cfg(), |fs| Box::new(Hang(fs))).unwrap();
+    let log = AuditLog::open_with_storage(dir.path(), cfg(), |fs| {
+        Box::new(SlowAppend(fs, Duration::from_secs(3)))
+    })
+    .unwrap();
     assert!(log.append(sample_record(0)).await.is_err());
     let start = Instant::now();
     assert!(!log.shutdown_within(Duration::from_millis(200)).await);
